@@ -1,0 +1,1 @@
+"""API clients, their keys and roles, and the request authentication that uses them."""

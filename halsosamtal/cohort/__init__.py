@@ -1,0 +1,1 @@
+"""Cohort queries: who turns a target age in a programme year, counted and listed."""

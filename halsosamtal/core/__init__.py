@@ -1,0 +1,1 @@
+"""Shared plumbing for the API and the worker: settings, database, errors, auth."""

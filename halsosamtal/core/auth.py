@@ -1,0 +1,54 @@
+"""Request authentication: ``Authorization: Bearer <key>`` and role checks.
+
+Routes declare who may call them with ``Depends(require("operator", ...))``; the allowed roles
+are kept on the dependency (``allowed_roles``) so tests can check every route's access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from halsosamtal.access.schemas import Principal, Role
+from halsosamtal.access.service import authenticate
+from halsosamtal.core.errors import Forbidden, Unauthenticated
+from halsosamtal.core.http import Session
+
+bearer = HTTPBearer(auto_error=False, description="An API key from `halsosamtal clients create`.")
+
+
+async def current_principal(
+    request: Request,
+    session: Session,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
+    principal = await authenticate(session, credentials.credentials)
+    if principal is None:
+        raise Unauthenticated("the API key is unknown or revoked")
+    request.state.principal = principal
+    return principal
+
+
+def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that lets only clients with one of ``roles`` through (else 403)."""
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(current_principal)],
+    ) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(
+                f"this needs the role {' or '.join(roles)}; the client {principal.name!r} "
+                f"has {principal.role}"
+            )
+        return principal
+
+    dependency.allowed_roles = frozenset(roles)  # type: ignore[attr-defined]
+    return dependency
+
+
+Operator = Annotated[Principal, Depends(require("operator"))]

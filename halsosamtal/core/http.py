@@ -1,0 +1,186 @@
+"""HTTP edge shared by every router: problem+json errors, the per-request transaction, paging."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any, Generic, TypeVar
+
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from halsosamtal.core.errors import PROBLEM_TYPE_PREFIX, DomainError, InvalidInput
+
+log = logging.getLogger("halsosamtal.api")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class StrictModel(BaseModel):
+    """Base of every request body: unknown fields are an error, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class FieldProblem(BaseModel):
+    location: str = Field(description="body, query, path or header")
+    pointer: str = Field(description="JSON pointer to the field within its location, e.g. /ages/2")
+    message: str
+    type: str = Field(description="Machine-readable kind of problem, e.g. missing, extra_forbidden")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details. ``code`` is the stable machine-readable kind."""
+
+    type: str = Field(examples=[PROBLEM_TYPE_PREFIX + "not-found"])
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: the statuses it can answer with a problem."""
+    descriptions = {
+        400: "Bad request",
+        401: "Missing, unknown or revoked API key",
+        403: "The client's role or care units do not allow this",
+        404: "Not found",
+        409: "Conflict with the current state",
+        422: "The request is malformed or breaks a rule; `errors` names each field",
+    }
+    return {
+        s: {"model": Problem, "description": descriptions.get(s, "Error"),
+            "content": {PROBLEM_MEDIA_TYPE: {}}}
+        for s in statuses
+    }
+
+
+def _json_pointer(loc: Sequence[int | str]) -> str:
+    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in loc]
+    return "/" + "/".join(parts) if parts else ""
+
+
+def validation_problem(exc: RequestValidationError, instance: str) -> dict[str, Any]:
+    errors = []
+    for err in exc.errors():
+        loc = list(err.get("loc", ()))
+        where = str(loc.pop(0)) if loc else "body"
+        errors.append(
+            {
+                "location": where,
+                "pointer": _json_pointer(loc),
+                "message": str(err.get("msg", "invalid")),
+                "type": str(err.get("type", "invalid")),
+            }
+        )
+    summary = "; ".join(f"{e['location']}{e['pointer']}: {e['message']}" for e in errors[:5])
+    return {
+        "type": PROBLEM_TYPE_PREFIX + "validation",
+        "title": "Invalid request",
+        "status": 422,
+        "detail": summary or "the request is not valid",
+        "code": "validation",
+        "instance": instance,
+        "errors": errors,
+    }
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> ProblemResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return ProblemResponse(exc.problem(request.url.path), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> ProblemResponse:
+        return ProblemResponse(validation_problem(exc, request.url.path), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        body = {
+            "type": PROBLEM_TYPE_PREFIX + code,
+            "title": str(exc.detail) if exc.status_code != 404 else "Not found",
+            "status": exc.status_code,
+            "detail": f"{request.method} {request.url.path}: {exc.detail}",
+            "code": code,
+            "instance": request.url.path,
+        }
+        return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
+        # Never echo the exception: it may carry personal data from a query.
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
+                  exc_info=exc)
+        body = {
+            "type": PROBLEM_TYPE_PREFIX + "internal",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "the service failed to handle the request; it has been logged",
+            "code": "internal",
+            "instance": request.url.path,
+        }
+        if isinstance(exc, DBAPIError) and "statement timeout" in str(exc.orig):
+            body.update(status=503, code="timeout", title="Timed out",
+                        type=PROBLEM_TYPE_PREFIX + "timeout",
+                        detail="the database did not answer in time; try again")
+            return ProblemResponse(body, status_code=503)
+        return ProblemResponse(body, status_code=500)
+
+
+async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the handler returns, rolled back on error."""
+    sessionmaker = request.app.state.sessionmaker
+    async with sessionmaker() as session, session.begin():
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(session_dependency)]
+
+
+# --- Keyset pagination -------------------------------------------------------------------------
+
+
+def encode_cursor(*values: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    """Decode an opaque cursor made by :func:`encode_cursor`; a bad one is a 422 on ``cursor``."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
+        raise InvalidInput("cursor is not one this API gave out", field="cursor") from exc
+    if not isinstance(values, list) or len(values) != arity:
+        raise InvalidInput("cursor is not one this API gave out", field="cursor")
+    return values
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of items; pass ``next_cursor`` back as ``cursor`` for the next page."""
+
+    items: list[T]
+    next_cursor: str | None = Field(None, description="Absent on the last page")

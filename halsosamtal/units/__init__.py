@@ -1,0 +1,1 @@
+"""Care units (vårdcentraler): the centres that invite, book and hold the talks."""
