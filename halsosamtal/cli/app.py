@@ -1,0 +1,62 @@
+"""Root of the ``halsosamtal`` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from halsosamtal.access.cli import app as clients_app
+from halsosamtal.cli.common import console, database_url
+from halsosamtal.cli.groups import import_app
+from halsosamtal.residents import cli as _residents_cli  # noqa: F401 - registers its commands
+from halsosamtal.units import cli as _units_cli  # noqa: F401 - registers its commands
+
+app = typer.Typer(
+    name="halsosamtal",
+    help="Operate the targeted health dialogue service: registers, programme years, clients.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold personal data
+)
+app.add_typer(clients_app, name="clients")
+app.add_typer(import_app, name="import")
+
+
+@app.command()
+def migrate(revision: str = typer.Argument("head", help="Alembic revision to upgrade to.")) -> None:
+    """Bring the database schema up to date (creates the database when missing)."""
+    from halsosamtal.core.migrations import upgrade
+
+    url = database_url()
+    upgrade(url, revision)
+    console.print(f"database schema at {revision}")
+
+
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Server processes."),
+) -> None:
+    """Serve the JSON API with uvicorn (refuses to start on an out-of-date schema)."""
+    os.execvp(  # noqa: S606 - replaces this process with uvicorn, fixed program
+        sys.executable,
+        [sys.executable, "-m", "uvicorn", "services.api.main:app", "--host", host,
+         "--port", str(port), "--workers", str(workers), "--no-access-log",
+         "--proxy-headers"],
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the arq worker (batches, reminders, delivery)."""
+    os.execvp(  # noqa: S606 - replaces this process with arq, fixed program
+        sys.executable,
+        [sys.executable, "-m", "arq", "services.worker.settings.WorkerSettings"],
+    )
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,56 @@
+"""What every register import reports: counts, and each rejected row with its line and reason."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class Reject(BaseModel):
+    """One rejected row. ``line`` is the physical line in the file where the row starts
+    (the header is line 1); ``column`` is the column at fault, when one is."""
+
+    line: int
+    column: str | None = None
+    reason: str
+
+
+class ImportSummary(BaseModel):
+    import_id: int | None = Field(None, description="The register_imports row of this run")
+    rows: int = Field(0, description="Data rows read (header not counted)")
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    moved_out: int = Field(0, description="Residents missing from a snapshot, now marked moved out")
+    rejects: list[Reject] = Field(default_factory=list)
+
+
+@dataclass
+class RejectReport:
+    """Collects rejects; written as CSV (line, column, reason) next to the imported file."""
+
+    rejects: list[Reject] = field(default_factory=list)
+
+    def add(self, line: int, reason: str, column: str | None = None) -> None:
+        self.rejects.append(Reject(line=line, column=column, reason=reason))
+
+    def write(self, path: Path) -> None:
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["line", "column", "reason"])
+            for r in sorted(self.rejects, key=lambda r: r.line):
+                writer.writerow([r.line, r.column or "", r.reason])
+
+
+def parse_bool(value: str) -> bool | None:
+    """'true'/'false' (also 1/0, yes/no, ja/nej, any case); None when it is none of them."""
+    v = value.strip().lower()
+    if v in {"true", "1", "yes", "ja", "t", "y"}:
+        return True
+    if v in {"false", "0", "no", "nej", "f", "n", ""}:
+        return False
+    return None

@@ -1,0 +1,37 @@
+"""Logging set-up: plain lines on stderr, and a filter that keeps personal numbers out."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from halsosamtal.core.settings import Settings
+
+# 10 or 12 digits with an optional separator before the last four: a personnummer's shape.
+_PNR = re.compile(r"(?<!\d)(\d{6}|\d{8})[-+]?\d{4}(?!\d)")
+
+
+def redact(text: str) -> str:
+    return _PNR.sub(lambda m: m.group(1) + "-****", text)
+
+
+class RedactPersonalNumbers(logging.Filter):
+    """Replace anything shaped like a personnummer in a log line by its date part and ****."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    root = logging.getLogger()
+    if any(isinstance(f, RedactPersonalNumbers) for h in root.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactPersonalNumbers())
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())

@@ -1,0 +1,58 @@
+"""Process resources shared by the API and the worker: engine, sessions, Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from halsosamtal.core import infra
+from halsosamtal.core.database import create_engine, make_sessionmaker
+from halsosamtal.core.migrations import ensure_schema_current
+from halsosamtal.core.settings import Settings
+
+WORKER_HEARTBEAT_KEY = "halsosamtal:worker:heartbeat"
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def redis_settings(url: str) -> RedisSettings:
+    return RedisSettings.from_dsn(url)
+
+
+async def open_resources(
+    settings: Settings, *, application_name: str, check_schema: bool = True,
+    statement_timeout_ms: int = 0,
+) -> Resources:
+    """Connect to Postgres and Redis (found as ``infra`` says) and check the schema is current."""
+    endpoints = infra.find(settings, quiet=True) if not (
+        settings.database_url and settings.redis_url
+    ) else infra.Endpoints(settings.database_url, settings.redis_url, "", "")
+    engine = create_engine(
+        endpoints.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        statement_timeout_ms=statement_timeout_ms,
+        application_name=application_name,
+    )
+    try:
+        if check_schema:
+            await ensure_schema_current(engine)
+        redis = await create_pool(
+            redis_settings(endpoints.redis_url), default_queue_name=settings.queue_name
+        )
+    except BaseException:
+        await engine.dispose()
+        raise
+    return Resources(settings, engine, make_sessionmaker(engine), redis)

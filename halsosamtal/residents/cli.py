@@ -1,0 +1,1 @@
+"""``halsosamtal import residents`` and ``halsosamtal demo-data``."""

@@ -1,0 +1,5 @@
+"""Residents: bulk import (operator) and lookup by personnummer."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["residents"])

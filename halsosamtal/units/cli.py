@@ -1,0 +1,1 @@
+"""``halsosamtal import care-units``."""

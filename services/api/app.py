@@ -1,0 +1,65 @@
+"""FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from halsosamtal.core.http import install_error_handlers
+from halsosamtal.core.logging import configure_logging
+from halsosamtal.core.runtime import Resources, open_resources
+from halsosamtal.core.settings import Settings, get_settings
+from services.api import health
+from services.api.routers import ROUTERS
+
+DESCRIPTION = """
+The service behind a region's targeted health dialogues (riktade hälsosamtal).
+
+**Authentication.** Every endpoint except `/healthz` and `/readyz` needs
+`Authorization: Bearer <key>`. Keys are made by operators with `halsosamtal clients create`;
+each client has one role: `operator` (regional operators), `portal` (patient portals) or `ehr`
+(an EHR adapter, bound to the care units it acts for). A missing, unknown or revoked key gives
+401; a key whose role or care units do not allow the call gives 403.
+
+**Errors** are RFC 9457 `application/problem+json` with a stable `code`. Validation errors (422)
+list each field in `errors` with its location and a JSON pointer. An expected conflict is 409.
+
+**Personal data.** Personal identity numbers are never part of a URL: lookups send them in a
+body. Addresses of residents with protected identity are never returned.
+"""
+
+
+def create_app(settings: Settings | None = None, resources: Resources | None = None) -> FastAPI:
+    """Build the app. ``resources`` lets tests share their own engine and Redis pool."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings)
+        owned = resources is None
+        res = resources or await open_resources(
+            settings, application_name="halsosamtal-api",
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
+        app.state.resources = res
+        app.state.settings = settings
+        app.state.sessionmaker = res.sessionmaker
+        try:
+            yield
+        finally:
+            if owned:
+                await res.close()
+
+    app = FastAPI(
+        title="halsosamtal",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for router in ROUTERS:
+        app.include_router(router, prefix="/v1")
+    return app

@@ -1,0 +1,60 @@
+"""Liveness and readiness, without authentication (for orchestrators and load balancers)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    database: Literal["ok", "unavailable"]
+    redis: Literal["ok", "unavailable"]
+
+
+@router.get("/healthz", operation_id="healthz", response_model=Health)
+async def healthz() -> Health:
+    """The process is alive. Touches nothing else."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "A dependency does not answer"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    """The database and Redis both answer (each within 2 s)."""
+    resources = request.app.state.resources
+
+    async def database() -> bool:
+        async with resources.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+
+    async def redis() -> bool:
+        return bool(await resources.redis.ping())
+
+    async def check(probe: object) -> Literal["ok", "unavailable"]:
+        try:
+            ok = await asyncio.wait_for(probe(), timeout=2)  # type: ignore[operator]
+        except Exception:
+            return "unavailable"
+        return "ok" if ok else "unavailable"
+
+    db, rd = await asyncio.gather(check(database), check(redis))
+    ready = db == "ok" and rd == "ok"
+    body = Readiness(status="ready" if ready else "unavailable", database=db, redis=rd)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

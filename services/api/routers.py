@@ -1,0 +1,8 @@
+"""Every feature's router, in the order they appear in the API documentation."""
+
+from fastapi import APIRouter
+
+from halsosamtal.residents.router import router as residents
+from halsosamtal.units.router import router as units
+
+ROUTERS: list[APIRouter] = [units, residents]

@@ -1,0 +1,1 @@
+"""The arq worker: invitation batches, reminders and message delivery."""

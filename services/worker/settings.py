@@ -1,0 +1,56 @@
+"""arq ``WorkerSettings``: ``arq services.worker.settings.WorkerSettings``.
+
+Jobs take ids and plain values, open their own transaction and may run more than once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from arq import cron
+
+from halsosamtal.core.logging import configure_logging
+from halsosamtal.core.runtime import WORKER_HEARTBEAT_KEY, open_resources, redis_settings
+from halsosamtal.core.settings import get_settings
+from services.worker.jobs import JOBS
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    configure_logging(settings)
+    # Refuses to start (SchemaOutOfDate) when the database is not migrated.
+    ctx["resources"] = await open_resources(settings, application_name="halsosamtal-worker")
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    resources = ctx.get("resources")
+    if resources is not None:
+        await resources.close()
+
+
+async def heartbeat(ctx: dict[str, Any]) -> None:
+    """Record that a worker is alive, so operators can see it from the API and the CLI."""
+    await ctx["redis"].set(WORKER_HEARTBEAT_KEY, str(time.time()), ex=300)
+
+
+def _redis() -> Any:
+    from halsosamtal.core import infra
+
+    settings = get_settings()
+    url = settings.redis_url or infra.find(settings, quiet=True).redis_url
+    return redis_settings(url)
+
+
+class WorkerSettings:
+    functions: ClassVar[list[Any]] = list(JOBS)
+    cron_jobs: ClassVar[list[Any]] = [
+        cron(heartbeat, second={0, 30}, unique=True, run_at_startup=True, timeout=10),
+    ]
+    on_startup = startup
+    on_shutdown = shutdown
+    queue_name = get_settings().queue_name
+    redis_settings = _redis()
+    job_timeout = 3600
+    max_tries = 5
+    health_check_interval = 30
