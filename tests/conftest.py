@@ -40,7 +40,9 @@ def endpoints() -> infra.Endpoints:
     if base.database_url:  # an explicit server: still use a throw-away database on it
         found = infra.Endpoints(
             infra.with_database(base.database_url, f"halsosamtal_test_{RUN_ID}"),
-            found.redis_url, found.database_source, found.redis_source,
+            found.redis_url,
+            found.database_source,
+            found.redis_source,
         )
     return found
 
@@ -70,8 +72,9 @@ def settings(database_url: str, endpoints: infra.Endpoints) -> Settings:
 
 @pytest.fixture(scope="session")
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(settings.database_url, pool_size=5, max_overflow=20,
-                        application_name="halsosamtal-tests")
+    eng = create_engine(
+        settings.database_url, pool_size=5, max_overflow=20, application_name="halsosamtal-tests"
+    )
     yield eng
     await eng.dispose()
 
@@ -85,8 +88,7 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def resources(
     settings: Settings, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[Resources]:
-    redis = await create_pool(redis_settings(settings.redis_url),
-                              default_queue_name=settings.queue_name)
+    redis = await create_pool(redis_settings(settings.redis_url), default_queue_name=settings.queue_name)
     yield Resources(settings, engine, sessionmaker, redis)
     keys = [k async for k in redis.scan_iter(f"*{RUN_ID}*")]
     if keys:
@@ -106,9 +108,12 @@ async def _clean_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     engine: AsyncEngine = request.getfixturevalue("engine")
     async with engine.begin() as conn:
         if not _TABLES:
-            rows = await conn.execute(text(
-                "SELECT quote_ident(tablename) FROM pg_tables "
-                "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"))
+            rows = await conn.execute(
+                text(
+                    "SELECT quote_ident(tablename) FROM pg_tables "
+                    "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                )
+            )
             _TABLES.extend(r[0] for r in rows)
         await conn.execute(text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE"))
 
@@ -145,9 +150,14 @@ def make_key(sessionmaker: async_sessionmaker[AsyncSession]) -> KeyMaker:
 
     async def make(role: str, *, units: list[str] | None = None, name: str | None = None) -> dict[str, str]:
         async with sessionmaker() as s, s.begin():
-            created = await create_client(s, ClientCreate(
-                name=name or f"{role}-{uuid.uuid4().hex[:8]}", role=role,  # type: ignore[arg-type]
-                care_units=units or []))
+            created = await create_client(
+                s,
+                ClientCreate(
+                    name=name or f"{role}-{uuid.uuid4().hex[:8]}",
+                    role=role,  # type: ignore[arg-type]
+                    care_units=units or [],
+                ),
+            )
         return {"Authorization": f"Bearer {created.key}"}
 
     return make
@@ -165,8 +175,11 @@ def make_unit(sessionmaker: async_sessionmaker[AsyncSession]) -> Callable[..., A
     async def make(**fields: Any) -> CareUnit:
         n = next(counter)
         values: dict[str, Any] = {
-            "hsa_id": f"SE2321000131-E{n:012d}", "name": f"Vårdcentralen {n}",
-            "municipality": "1380", "operator": "public", "participating": True,
+            "hsa_id": f"SE2321000131-E{n:012d}",
+            "name": f"Vårdcentralen {n}",
+            "municipality": "1380",
+            "operator": "public",
+            "participating": True,
             "weekly_capacity": 20,
         }
         values.update(fields)

@@ -19,7 +19,8 @@ def create(
     name: Annotated[str, typer.Argument(help="A unique name, e.g. 'portal-1177' or 'ehr-andersberg'.")],
     role: Annotated[Role, typer.Option(help="operator, portal or ehr.")],
     unit: Annotated[
-        list[str] | None, typer.Option("--unit", help="HSA-id of a unit an ehr client acts for (repeat).")
+        list[str] | None,
+        typer.Option("--unit", help="HSA-id of a unit an ehr client acts for (repeat)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -51,9 +52,14 @@ def list_(
         return
     table = Table("name", "role", "key", "care units", "created", "revoked")
     for c in clients:
-        table.add_row(c.name, c.role, c.key_prefix + "…", ", ".join(c.care_units),
-                      f"{c.created_at:%Y-%m-%d %H:%M}",
-                      f"{c.revoked_at:%Y-%m-%d %H:%M}" if c.revoked_at else "")
+        table.add_row(
+            c.name,
+            c.role,
+            c.key_prefix + "…",
+            ", ".join(c.care_units),
+            f"{c.created_at:%Y-%m-%d %H:%M}",
+            f"{c.revoked_at:%Y-%m-%d %H:%M}" if c.revoked_at else "",
+        )
     console.print(table)
 
 

@@ -24,9 +24,7 @@ class ApiClient(Base):
     role: Mapped[str] = mapped_column(Text)
     key_prefix: Mapped[str] = mapped_column(Text, comment="First characters of the key, to tell keys apart")
     key_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True, comment="SHA-256 of the key")
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     care_units: Mapped[list[ApiClientCareUnit]] = relationship(lazy="raise", cascade="all, delete-orphan")
@@ -37,9 +35,7 @@ class ApiClientCareUnit(Base):
 
     __tablename__ = "api_client_care_units"
 
-    client_id: Mapped[int] = mapped_column(
-        ForeignKey("api_clients.id", ondelete="CASCADE"), primary_key=True
-    )
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id", ondelete="CASCADE"), primary_key=True)
     care_unit_id: Mapped[int] = mapped_column(
         ForeignKey("care_units.id", ondelete="RESTRICT"), primary_key=True, index=True
     )

@@ -27,13 +27,15 @@ async def create_client(session: AsyncSession, data: ClientCreate) -> ClientCrea
         rows = await session.execute(
             select(CareUnit.hsa_id, CareUnit.id).where(CareUnit.hsa_id.in_(data.care_units))
         )
-        unit_ids = {hsa: uid for hsa, uid in rows.tuples()}
+        unit_ids = {hsa: uid for hsa, uid in rows}
         unknown = sorted(set(data.care_units) - unit_ids.keys())
         if unknown:
             raise InvalidInput(f"unknown care unit(s): {', '.join(unknown)}", field="care_units")
     key = keys.new_key()
     client = ApiClient(
-        name=data.name, role=data.role, key_prefix=keys.display_prefix(key),
+        name=data.name,
+        role=data.role,
+        key_prefix=keys.display_prefix(key),
         key_hash=keys.hash_key(key),
         care_units=[ApiClientCareUnit(care_unit_id=uid) for uid in unit_ids.values()],
     )
@@ -41,8 +43,14 @@ async def create_client(session: AsyncSession, data: ClientCreate) -> ClientCrea
     await session.flush()
     await session.refresh(client, ["created_at"])
     return ClientCreated(
-        id=client.id, name=client.name, role=data.role, key_prefix=client.key_prefix,
-        care_units=sorted(unit_ids), created_at=client.created_at, revoked_at=None, key=key,
+        id=client.id,
+        name=client.name,
+        role=data.role,
+        key_prefix=client.key_prefix,
+        care_units=sorted(unit_ids),
+        created_at=client.created_at,
+        revoked_at=None,
+        key=key,
     )
 
 
@@ -58,9 +66,13 @@ def _client_query():  # type: ignore[no-untyped-def]
 
 def _out(client: ApiClient, units: list[str] | None) -> ClientOut:
     return ClientOut(
-        id=client.id, name=client.name, role=client.role,  # type: ignore[arg-type]
-        key_prefix=client.key_prefix, care_units=sorted(units or []),
-        created_at=client.created_at, revoked_at=client.revoked_at,
+        id=client.id,
+        name=client.name,
+        role=client.role,  # type: ignore[arg-type]
+        key_prefix=client.key_prefix,
+        care_units=sorted(units or []),
+        created_at=client.created_at,
+        revoked_at=client.revoked_at,
     )
 
 
@@ -69,7 +81,7 @@ async def list_clients(session: AsyncSession, *, include_revoked: bool = True) -
     if not include_revoked:
         query = query.where(ApiClient.revoked_at.is_(None))
     rows = await session.execute(query)
-    return [_out(client, units) for client, units in rows.tuples()]
+    return [_out(client, units) for client, units in rows]
 
 
 async def revoke_client(session: AsyncSession, name: str) -> ClientOut:
@@ -79,7 +91,7 @@ async def revoke_client(session: AsyncSession, name: str) -> ClientOut:
         .where(ApiClient.name == name, ApiClient.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
-    row = (await session.execute(_client_query().where(ApiClient.name == name))).tuples().first()
+    row = (await session.execute(_client_query().where(ApiClient.name == name))).first()
     if row is None:
         raise NotFound(f"no client named {name!r}")
     return _out(*row)

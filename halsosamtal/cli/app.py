@@ -43,9 +43,20 @@ def api(
     """Serve the JSON API with uvicorn (refuses to start on an out-of-date schema)."""
     os.execvp(  # noqa: S606 - replaces this process with uvicorn, fixed program
         sys.executable,
-        [sys.executable, "-m", "uvicorn", "services.api.main:app", "--host", host,
-         "--port", str(port), "--workers", str(workers), "--no-access-log",
-         "--proxy-headers"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "services.api.main:app",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--proxy-headers",
+        ],
     )
 
 

@@ -40,8 +40,7 @@ def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     url = database_url()
 
     async def go() -> T:
-        engine = create_engine(url, pool_size=2, max_overflow=0,
-                               application_name="halsosamtal-cli")
+        engine = create_engine(url, pool_size=2, max_overflow=0, application_name="halsosamtal-cli")
         try:
             await ensure_schema_current(engine)
             async with make_sessionmaker(engine)() as session, session.begin():
@@ -69,6 +68,11 @@ def print_json(data: Any) -> None:
 def progress() -> Progress:
     """A progress bar on stderr (hidden when stderr is not a terminal)."""
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=True, disable=not err_console.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
     )

@@ -44,9 +44,15 @@ class TimestampMixin:
     )
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10,
-                  statement_timeout_ms: int = 0, application_name: str = "halsosamtal",
-                  **kwargs: Any) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    statement_timeout_ms: int = 0,
+    application_name: str = "halsosamtal",
+    **kwargs: Any,
+) -> AsyncEngine:
     """An asyncpg engine; the URL may be plain ``postgresql://`` and is given the driver."""
     server_settings = {"application_name": application_name, "timezone": "UTC"}
     if statement_timeout_ms:
@@ -63,9 +69,14 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10,
 
 def async_url(url: str) -> str:
     """Give a ``postgresql://`` URL the asyncpg driver SQLAlchemy needs."""
-    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):
+    for prefix in (
+        "postgresql+asyncpg://",
+        "postgresql+psycopg://",
+        "postgresql://",
+        "postgres://",
+    ):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     raise ValueError(f"not a PostgreSQL URL: {url.split('@')[-1]!r}")
 
 
@@ -74,7 +85,9 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @asynccontextmanager
-async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+async def session_scope(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
     """One transaction: commit when the block succeeds, roll back when it raises."""
     async with sessionmaker() as session, session.begin():
         yield session

@@ -67,8 +67,11 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "The request is malformed or breaks a rule; `errors` names each field",
     }
     return {
-        s: {"model": Problem, "description": descriptions.get(s, "Error"),
-            "content": {PROBLEM_MEDIA_TYPE: {}}}
+        s: {
+            "model": Problem,
+            "description": descriptions.get(s, "Error"),
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
         for s in statuses
     }
 
@@ -129,8 +132,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
         # Never echo the exception: it may carry personal data from a query.
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
-                  exc_info=exc)
+        log.error(
+            "unhandled %s on %s %s",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
+            exc_info=exc,
+        )
         body = {
             "type": PROBLEM_TYPE_PREFIX + "internal",
             "title": "Internal error",
@@ -140,9 +148,13 @@ def install_error_handlers(app: FastAPI) -> None:
             "instance": request.url.path,
         }
         if isinstance(exc, DBAPIError) and "statement timeout" in str(exc.orig):
-            body.update(status=503, code="timeout", title="Timed out",
-                        type=PROBLEM_TYPE_PREFIX + "timeout",
-                        detail="the database did not answer in time; try again")
+            body.update(
+                status=503,
+                code="timeout",
+                title="Timed out",
+                type=PROBLEM_TYPE_PREFIX + "timeout",
+                detail="the database did not answer in time; try again",
+            )
             return ProblemResponse(body, status_code=503)
         return ProblemResponse(body, status_code=500)
 

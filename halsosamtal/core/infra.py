@@ -47,7 +47,7 @@ def _answers(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def _say(message: str) -> None:
-    print(f"halsosamtal: {message}", file=sys.stderr)
+    print(f"halsosamtal: {message}", file=sys.stderr)  # noqa: T201 - operator-facing notice
 
 
 def with_database(url: str, database: str) -> str:
@@ -134,14 +134,22 @@ def start_embedded_redis(data_dir: Path, say: object = _say, port: int = EMBEDDE
     subprocess.run(  # noqa: S603 - fixed arguments, our own binary
         [
             _redis_server_binary(),
-            "--bind", LOCAL_HOST,
-            "--port", str(port),
-            "--dir", str(folder),
-            "--daemonize", "yes",
-            "--pidfile", str(folder / "redis.pid"),
-            "--logfile", str(folder / "redis.log"),
-            "--save", "60 1",
-            "--appendonly", "yes",
+            "--bind",
+            LOCAL_HOST,
+            "--port",
+            str(port),
+            "--dir",
+            str(folder),
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(folder / "redis.pid"),
+            "--logfile",
+            str(folder / "redis.log"),
+            "--save",
+            "60 1",
+            "--appendonly",
+            "yes",
         ],
         check=True,
     )

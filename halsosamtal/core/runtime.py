@@ -32,13 +32,18 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 async def open_resources(
-    settings: Settings, *, application_name: str, check_schema: bool = True,
+    settings: Settings,
+    *,
+    application_name: str,
+    check_schema: bool = True,
     statement_timeout_ms: int = 0,
 ) -> Resources:
     """Connect to Postgres and Redis (found as ``infra`` says) and check the schema is current."""
-    endpoints = infra.find(settings, quiet=True) if not (
-        settings.database_url and settings.redis_url
-    ) else infra.Endpoints(settings.database_url, settings.redis_url, "", "")
+    endpoints = (
+        infra.find(settings, quiet=True)
+        if not (settings.database_url and settings.redis_url)
+        else infra.Endpoints(settings.database_url, settings.redis_url, "", "")
+    )
     engine = create_engine(
         endpoints.database_url,
         pool_size=settings.db_pool_size,
@@ -49,9 +54,7 @@ async def open_resources(
     try:
         if check_schema:
             await ensure_schema_current(engine)
-        redis = await create_pool(
-            redis_settings(endpoints.redis_url), default_queue_name=settings.queue_name
-        )
+        redis = await create_pool(redis_settings(endpoints.redis_url), default_queue_name=settings.queue_name)
     except BaseException:
         await engine.dispose()
         raise

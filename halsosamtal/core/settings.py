@@ -15,9 +15,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class Settings(BaseSettings):
     """Configuration of the API, the worker and the CLI."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="HALSOSAMTAL_", env_file=None, extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="HALSOSAMTAL_", env_file=None, extra="ignore", frozen=True)
 
     environment: Literal["development", "test", "production"] = Field(
         "development",
@@ -62,7 +60,10 @@ class Settings(BaseSettings):
         if self.environment == "production":
             missing = [
                 name
-                for name, value in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url))
+                for name, value in (
+                    ("DATABASE_URL", self.database_url),
+                    ("REDIS_URL", self.redis_url),
+                )
                 if not value
             ]
             if missing:

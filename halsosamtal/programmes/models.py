@@ -41,7 +41,9 @@ class ProgrammeYear(TimestampMixin, Base):
     target_ages: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
     talk_rate: Mapped[Decimal] = mapped_column(Numeric(10, 2), comment="SEK per completed talk")
     start_grant: Mapped[Decimal] = mapped_column(
-        Numeric(10, 2), default=Decimal(0), server_default="0",
+        Numeric(10, 2),
+        default=Decimal(0),
+        server_default="0",
         comment="SEK per listed resident in the target ages, paid once for the year",
     )
     reminder_days: Mapped[list[int]] = mapped_column(
@@ -52,7 +54,9 @@ class ProgrammeYear(TimestampMixin, Base):
         Numeric(4, 3), default=Decimal("0.5"), server_default="0.5"
     )
     booking_lead_days: Mapped[int] = mapped_column(
-        Integer, default=7, server_default="7",
+        Integer,
+        default=7,
+        server_default="7",
         comment="A time must be booked at least this many days ahead (lab samples)",
     )
     appointment_reminder_days: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
@@ -64,9 +68,7 @@ class ProgrammeYearRevision(Base):
     __tablename__ = "programme_year_revisions"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    year: Mapped[int] = mapped_column(
-        ForeignKey("programme_years.year", ondelete="RESTRICT"), index=True
-    )
+    year: Mapped[int] = mapped_column(ForeignKey("programme_years.year", ondelete="RESTRICT"), index=True)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     changed_by: Mapped[str] = mapped_column(Text)
     rules: Mapped[dict[str, Any]] = mapped_column(JSONB)

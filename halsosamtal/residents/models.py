@@ -76,9 +76,7 @@ class ListingPeriod(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
-    care_unit_id: Mapped[int] = mapped_column(
-        ForeignKey("care_units.id", ondelete="RESTRICT"), index=True
-    )
+    care_unit_id: Mapped[int] = mapped_column(ForeignKey("care_units.id", ondelete="RESTRICT"), index=True)
     listed_from: Mapped[date] = mapped_column(Date)
     listed_to: Mapped[date | None] = mapped_column(Date, comment="Exclusive; NULL while listed")
 
@@ -87,9 +85,7 @@ class RegisterImport(Base):
     """One run of a register import: what came in and what it did, for the operators' record."""
 
     __tablename__ = "register_imports"
-    __table_args__ = (
-        CheckConstraint("kind IN ('residents', 'care_units')", name="kind"),
-    )
+    __table_args__ = (CheckConstraint("kind IN ('residents', 'care_units')", name="kind"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(Text)

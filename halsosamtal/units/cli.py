@@ -1,1 +1,52 @@
-"""``halsosamtal import care-units``."""
+"""``halsosamtal import care-units`` and ``halsosamtal units``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from halsosamtal.cli.common import console, err_console, run_in_transaction
+from halsosamtal.cli.groups import import_app
+from halsosamtal.core.imports import ImportSummary, RejectReport
+from halsosamtal.units import service
+
+
+def print_summary(summary: ImportSummary, rejects_path: Path | None) -> None:
+    console.print(
+        f"rows {summary.rows}: inserted {summary.inserted}, updated {summary.updated}, "
+        f"unchanged {summary.unchanged}, rejected {summary.rejected}"
+        + (f", moved out {summary.moved_out}" if summary.moved_out else "")
+    )
+    if summary.rejects and rejects_path is not None:
+        RejectReport(list(summary.rejects)).write(rejects_path)
+        err_console.print(f"{summary.rejected} rejected row(s) listed in {rejects_path}")
+
+
+@import_app.command("care-units")
+def import_care_units(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV: hsa_id,name,municipality,operator,participating,weekly_capacity",
+        ),
+    ],
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the reject report (default: FILE.rejects.csv)"),
+    ] = None,
+) -> None:
+    """Upsert care units by HSA-id. Bad rows go to the reject report; exit status 2 if any."""
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        with file.open(encoding="utf-8-sig", newline="") as f:
+            return await service.import_care_units(session, f, source=file.name, actor="cli")
+
+    summary = run_in_transaction(work)
+    print_summary(summary, rejects or file.with_suffix(".rejects.csv"))
+    if summary.rejected:
+        raise typer.Exit(2)

@@ -27,6 +27,8 @@ class CareUnit(TimestampMixin, Base):
     operator: Mapped[str] = mapped_column(Text)
     participating: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     weekly_capacity: Mapped[int] = mapped_column(
-        Integer, default=0, server_default="0",
+        Integer,
+        default=0,
+        server_default="0",
         comment="Health talks the unit can hold per week",
     )

@@ -38,12 +38,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "role IN ('operator', 'portal', 'ehr')", name=op.f("ck_api_clients_role")
-        ),
-        sa.CheckConstraint(
-            "length(name) BETWEEN 1 AND 100", name=op.f("ck_api_clients_name_length")
-        ),
+        sa.CheckConstraint("role IN ('operator', 'portal', 'ehr')", name=op.f("ck_api_clients_role")),
+        sa.CheckConstraint("length(name) BETWEEN 1 AND 100", name=op.f("ck_api_clients_name_length")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_clients")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_clients_key_hash")),
         sa.UniqueConstraint("name", name=op.f("uq_api_clients_name")),
@@ -78,18 +74,10 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "hsa_id ~ '^SE[0-9]{10}-[A-Za-z0-9]{1,20}$'", name=op.f("ck_care_units_hsa_id_format")
         ),
-        sa.CheckConstraint(
-            "municipality ~ '^[0-9]{4}$'", name=op.f("ck_care_units_municipality_code")
-        ),
-        sa.CheckConstraint(
-            "operator IN ('public', 'private')", name=op.f("ck_care_units_operator")
-        ),
-        sa.CheckConstraint(
-            "length(name) BETWEEN 1 AND 200", name=op.f("ck_care_units_name_length")
-        ),
-        sa.CheckConstraint(
-            "weekly_capacity >= 0", name=op.f("ck_care_units_capacity_not_negative")
-        ),
+        sa.CheckConstraint("municipality ~ '^[0-9]{4}$'", name=op.f("ck_care_units_municipality_code")),
+        sa.CheckConstraint("operator IN ('public', 'private')", name=op.f("ck_care_units_operator")),
+        sa.CheckConstraint("length(name) BETWEEN 1 AND 200", name=op.f("ck_care_units_name_length")),
+        sa.CheckConstraint("weekly_capacity >= 0", name=op.f("ck_care_units_capacity_not_negative")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_care_units")),
         sa.UniqueConstraint("hsa_id", name=op.f("uq_care_units_hsa_id")),
     )
@@ -116,9 +104,7 @@ def upgrade() -> None:
             nullable=False,
             comment="Days after the invitation for each reminder",
         ),
-        sa.Column(
-            "valid_until", sa.Date(), nullable=False, comment="Last day an invitation can be used"
-        ),
+        sa.Column("valid_until", sa.Date(), nullable=False, comment="Last day an invitation can be used"),
         sa.Column(
             "expected_uptake",
             sa.Numeric(precision=4, scale=3),
@@ -149,12 +135,8 @@ def upgrade() -> None:
             "appointment_reminder_days >= 0",
             name=op.f("ck_programme_years_appointment_reminder_not_negative"),
         ),
-        sa.CheckConstraint(
-            "booking_lead_days >= 0", name=op.f("ck_programme_years_lead_not_negative")
-        ),
-        sa.CheckConstraint(
-            "cardinality(target_ages) >= 1", name=op.f("ck_programme_years_has_ages")
-        ),
+        sa.CheckConstraint("booking_lead_days >= 0", name=op.f("ck_programme_years_lead_not_negative")),
+        sa.CheckConstraint("cardinality(target_ages) >= 1", name=op.f("ck_programme_years_has_ages")),
         sa.CheckConstraint(
             "expected_uptake > 0 AND expected_uptake <= 1",
             name=op.f("ck_programme_years_uptake_range"),
@@ -166,9 +148,7 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "valid_until > make_date(year, 1, 1)", name=op.f("ck_programme_years_valid_after_start")
         ),
-        sa.CheckConstraint(
-            "year BETWEEN 2000 AND 2100", name=op.f("ck_programme_years_year_range")
-        ),
+        sa.CheckConstraint("year BETWEEN 2000 AND 2100", name=op.f("ck_programme_years_year_range")),
         sa.PrimaryKeyConstraint("year", name=op.f("pk_programme_years")),
     )
     op.create_table(
@@ -192,9 +172,7 @@ def upgrade() -> None:
         sa.Column("unchanged", sa.Integer(), nullable=False),
         sa.Column("rejected", sa.Integer(), nullable=False),
         sa.Column("moved_out", sa.Integer(), nullable=False),
-        sa.CheckConstraint(
-            "kind IN ('residents', 'care_units')", name=op.f("ck_register_imports_kind")
-        ),
+        sa.CheckConstraint("kind IN ('residents', 'care_units')", name=op.f("ck_register_imports_kind")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_register_imports")),
     )
     op.create_table(
@@ -295,9 +273,7 @@ def upgrade() -> None:
             "municipality IS NULL OR municipality ~ '^[0-9]{4}$'",
             name=op.f("ck_residents_municipality_code"),
         ),
-        sa.CheckConstraint(
-            "personnummer ~ '^[0-9]{12}$'", name=op.f("ck_residents_personnummer_format")
-        ),
+        sa.CheckConstraint("personnummer ~ '^[0-9]{12}$'", name=op.f("ck_residents_personnummer_format")),
         sa.CheckConstraint("sex IN ('F', 'M')", name=op.f("ck_residents_sex")),
         sa.ForeignKeyConstraint(
             ["care_unit_id"],

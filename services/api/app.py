@@ -40,7 +40,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         configure_logging(settings)
         owned = resources is None
         res = resources or await open_resources(
-            settings, application_name="halsosamtal-api",
+            settings,
+            application_name="halsosamtal-api",
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
         app.state.resources = res
