@@ -10,6 +10,7 @@ import typer
 from halsosamtal.access.cli import app as clients_app
 from halsosamtal.cli.common import console, database_url
 from halsosamtal.cli.groups import import_app
+from halsosamtal.programmes.cli import app as programme_app
 from halsosamtal.residents import cli as _residents_cli  # noqa: F401 - registers its commands
 from halsosamtal.units import cli as _units_cli  # noqa: F401 - registers its commands
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(clients_app, name="clients")
 app.add_typer(import_app, name="import")
+app.add_typer(programme_app, name="programme")
 
 
 @app.command()

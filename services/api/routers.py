@@ -2,7 +2,8 @@
 
 from fastapi import APIRouter
 
+from halsosamtal.programmes.router import router as programmes
 from halsosamtal.residents.router import router as residents
 from halsosamtal.units.router import router as units
 
-ROUTERS: list[APIRouter] = [units, residents]
+ROUTERS: list[APIRouter] = [units, residents, programmes]

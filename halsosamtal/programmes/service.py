@@ -1,0 +1,80 @@
+"""Programme years: one row of rules per calendar year, with every change kept as a revision."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from halsosamtal.core.errors import InvalidInput, NotFound
+from halsosamtal.programmes.models import ProgrammeYear, ProgrammeYearRevision
+from halsosamtal.programmes.schemas import ProgrammeRevisionOut, ProgrammeRules, ProgrammeYearOut
+
+RULE_FIELDS = tuple(ProgrammeRules.model_fields)
+
+
+def _check_year(year: int, rules: ProgrammeRules) -> None:
+    if not 2000 <= year <= 2100:
+        raise InvalidInput("year must be from 2000 to 2100", field="year")
+    if rules.valid_until <= dt.date(year, 1, 1):
+        raise InvalidInput(f"valid_until must be after the start of {year}", field="valid_until")
+
+
+async def set_year(
+    session: AsyncSession, year: int, rules: ProgrammeRules, *, actor: str
+) -> tuple[ProgrammeYearOut, bool]:
+    """Create or replace the rules of ``year``; returns (the year, created?).
+
+    Only this year's row changes. Setting the same rules again writes nothing."""
+    _check_year(year, rules)
+    row = await session.get(ProgrammeYear, year, with_for_update=True)
+    values = rules.model_dump()
+    created = row is None
+    if row is None:
+        row = ProgrammeYear(year=year, **values)
+        session.add(row)
+    else:
+        current = {f: getattr(row, f) for f in RULE_FIELDS}
+        if current == values:
+            return ProgrammeYearOut.model_validate(row, from_attributes=True), False
+        for field, value in values.items():
+            setattr(row, field, value)
+        row.updated_at = dt.datetime.now(dt.UTC)
+    session.add(ProgrammeYearRevision(year=year, changed_by=actor, rules=rules.model_dump(mode="json")))
+    await session.flush()
+    await session.refresh(row)
+    return ProgrammeYearOut.model_validate(row, from_attributes=True), created
+
+
+async def get_year(session: AsyncSession, year: int) -> ProgrammeYear:
+    row = await session.get(ProgrammeYear, year)
+    if row is None:
+        raise NotFound(f"no programme is set for {year}; set one with `halsosamtal programme set`")
+    return row
+
+
+async def get_year_out(session: AsyncSession, year: int) -> ProgrammeYearOut:
+    return ProgrammeYearOut.model_validate(await get_year(session, year), from_attributes=True)
+
+
+async def current_rules(session: AsyncSession, year: int) -> ProgrammeRules | None:
+    row = await session.get(ProgrammeYear, year)
+    if row is None:
+        return None
+    return ProgrammeRules.model_validate({f: getattr(row, f) for f in RULE_FIELDS})
+
+
+async def list_years(session: AsyncSession) -> list[ProgrammeYearOut]:
+    rows = await session.scalars(select(ProgrammeYear).order_by(ProgrammeYear.year))
+    return [ProgrammeYearOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+async def revisions(session: AsyncSession, year: int) -> list[ProgrammeRevisionOut]:
+    await get_year(session, year)
+    rows = await session.scalars(
+        select(ProgrammeYearRevision)
+        .where(ProgrammeYearRevision.year == year)
+        .order_by(ProgrammeYearRevision.id)
+    )
+    return [ProgrammeRevisionOut.model_validate(r, from_attributes=True) for r in rows]
