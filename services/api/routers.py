@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
+from halsosamtal.cohort.router import router as cohort
 from halsosamtal.programmes.router import router as programmes
 from halsosamtal.residents.router import router as residents
 from halsosamtal.units.router import router as units
 
-ROUTERS: list[APIRouter] = [units, residents, programmes]
+ROUTERS: list[APIRouter] = [units, residents, programmes, cohort]
