@@ -89,7 +89,8 @@ async def test_members_filter_and_page_through_without_gaps_or_repeats(
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert pages == 4 and len(seen) == len(set(seen)) == 4
+    assert pages == 4
+    assert len(seen) == len(set(seen)) == 4
     assert all(len(p) == 13 and p[8] == "-" for p in seen)
     only_50 = await api.get(
         "/v1/cohort/2027/members", headers=operator, params={"age": 50, "as_of": "2026-12-01"}
