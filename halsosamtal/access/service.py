@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import array_agg
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.access import keys
@@ -54,9 +53,9 @@ async def create_client(session: AsyncSession, data: ClientCreate) -> ClientCrea
     )
 
 
-def _client_query():  # type: ignore[no-untyped-def]
+def _client_query() -> Select[ApiClient, list[str]]:
     units = (
-        select(func.coalesce(array_agg(CareUnit.hsa_id), []))
+        select(func.coalesce(func.array_agg(CareUnit.hsa_id), []))
         .join(ApiClientCareUnit, ApiClientCareUnit.care_unit_id == CareUnit.id)
         .where(ApiClientCareUnit.client_id == ApiClient.id)
         .scalar_subquery()
@@ -68,7 +67,7 @@ def _out(client: ApiClient, units: list[str] | None) -> ClientOut:
     return ClientOut(
         id=client.id,
         name=client.name,
-        role=client.role,  # type: ignore[arg-type]
+        role=client.role,
         key_prefix=client.key_prefix,
         care_units=sorted(units or []),
         created_at=client.created_at,
@@ -100,7 +99,7 @@ async def revoke_client(session: AsyncSession, name: str) -> ClientOut:
 async def authenticate(session: AsyncSession, key: str) -> Principal | None:
     """The client a key belongs to, or None when the key is unknown or revoked."""
     units = (
-        select(func.coalesce(array_agg(ApiClientCareUnit.care_unit_id), []))
+        select(func.coalesce(func.array_agg(ApiClientCareUnit.care_unit_id), []))
         .where(ApiClientCareUnit.client_id == ApiClient.id)
         .scalar_subquery()
     )

@@ -58,7 +58,7 @@ async def counts(session: AsyncSession, year: int, *, as_of: dt.date | None = No
         .order_by(target.c.age, CareUnit.hsa_id.nulls_last(), Resident.sex)
     )
     rows = [
-        CohortCount(age=age, care_unit=hsa, participating=part, sex=SEX[sex], residents=n)  # type: ignore[arg-type]
+        CohortCount(age=age, care_unit=hsa, participating=part, sex=SEX[sex], residents=n)
         for age, hsa, part, sex, n in await session.execute(query)
     ]
     return CohortCounts(
@@ -115,7 +115,7 @@ async def members(
             personnummer=format_long(r.personnummer),
             birth_date=r.birth_date,
             age=a,
-            sex=SEX[r.sex],  # type: ignore[arg-type]
+            sex=SEX[r.sex],
             care_unit=hsa,
             municipality=r.municipality,
             deso=r.deso,

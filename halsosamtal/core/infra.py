@@ -98,7 +98,7 @@ def start_embedded_postgres(data_dir: Path, say: object = _say) -> str:
             f"to run it and widens the permissions of {pgdata} and its parent folders so that "
             "user can reach them"
         )
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
     return str(server.get_uri())
 
 
@@ -106,7 +106,7 @@ def stop_embedded_postgres(data_dir: Path) -> bool:
     pgdata = (data_dir / "postgres").resolve()
     if not (pgdata / "postmaster.pid").exists():
         return False
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     user = "pgserver" if os.geteuid() == 0 else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)

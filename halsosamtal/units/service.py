@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from datetime import date
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, literal_column, select, tuple_, update
@@ -72,9 +73,9 @@ def read_care_units(lines: Iterable[str]) -> tuple[list[CareUnitRow], RejectRepo
                 hsa_id=raw["hsa_id"],
                 name=raw["name"],
                 municipality=raw["municipality"],
-                operator=raw["operator"].lower(),  # type: ignore[arg-type]
+                operator=raw["operator"].lower(),
                 participating=participating,
-                weekly_capacity=raw["weekly_capacity"] or "0",  # type: ignore[arg-type]
+                weekly_capacity=raw["weekly_capacity"] or "0",
             )
         except ValidationError as exc:
             column = str(exc.errors()[0]["loc"][0])
@@ -102,14 +103,14 @@ async def import_care_units(
     if rows:
         stmt = insert(CareUnit).values([r.model_dump() for r in rows])
         changed_cols = [c for c in COLUMNS if c != "hsa_id"]
-        stmt = stmt.on_conflict_do_update(
+        upsert: Any = stmt.on_conflict_do_update(
             index_elements=[CareUnit.hsa_id],
             set_={**{c: stmt.excluded[c] for c in changed_cols}, "updated_at": func.now()},
             where=tuple_(*[getattr(CareUnit, c) for c in changed_cols]).is_distinct_from(
                 tuple_(*[stmt.excluded[c] for c in changed_cols])
             ),
         ).returning(literal_column("xmax = 0").label("inserted"))
-        results = (await session.execute(stmt)).scalars().all()
+        results = (await session.execute(upsert)).scalars().all()
         inserted = sum(1 for r in results if r)
         updated = len(results) - inserted
     summary = ImportSummary(
