@@ -8,6 +8,7 @@ import sys
 import typer
 
 from halsosamtal.access.cli import app as clients_app
+from halsosamtal.cli import dev
 from halsosamtal.cli.common import console, database_url
 from halsosamtal.cli.groups import import_app
 from halsosamtal.programmes.cli import app as programme_app
@@ -24,6 +25,8 @@ app = typer.Typer(
 app.add_typer(clients_app, name="clients")
 app.add_typer(import_app, name="import")
 app.add_typer(programme_app, name="programme")
+app.add_typer(dev.app, name="dev")
+app.command("demo-data")(dev.demo_data)
 
 
 @app.command()

@@ -1,0 +1,56 @@
+# halsosamtal: the two commands are `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+# Use uv from PATH when it is there, else install it (pinned) into .tools from PyPI.
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+export UV_LINK_MODE := copy
+
+.PHONY: help install run test test-fast lint fmt typecheck openapi migrate stop bench-import clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra embedded
+	@touch $@
+
+install: .venv/.synced ## Install the environment from pyproject.toml and uv.lock
+
+run: install ## Run the API and the worker on a demo region (Postgres and Redis found or embedded)
+	$(UV) run --frozen --no-sync halsosamtal dev run
+
+test: install lint ## Lint, type-check and run the whole test suite (what CI runs)
+	$(UV) run --frozen --no-sync pytest
+
+test-fast: install ## The test suite without lint
+	$(UV) run --frozen --no-sync pytest -x -q
+
+lint: install ## ruff (lint and format check) and mypy --strict
+	$(UV) run --frozen --no-sync ruff check .
+	$(UV) run --frozen --no-sync ruff format --check .
+	$(UV) run --frozen --no-sync mypy
+
+fmt: install ## Format and fix what ruff can
+	$(UV) run --frozen --no-sync ruff format .
+	$(UV) run --frozen --no-sync ruff check --fix .
+
+openapi: install ## Regenerate openapi/openapi.json from the app
+	$(UV) run --frozen --no-sync python -m services.api.openapi
+
+migrate: install ## Bring the database schema up to date
+	$(UV) run --frozen --no-sync halsosamtal migrate
+
+stop: install ## Stop the embedded Postgres and Redis, if running
+	$(UV) run --frozen --no-sync halsosamtal dev stop
+
+bench-import: install ## Benchmark: import 1,000,000 residents vs a raw COPY
+	$(UV) run --frozen --no-sync python bench/import_residents.py
+
+clean: ## Remove the environment and caches (keeps .data)
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

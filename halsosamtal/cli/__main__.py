@@ -1,0 +1,3 @@
+from halsosamtal.cli.app import main
+
+main()

@@ -1,0 +1,252 @@
+"""Local development: ``halsosamtal demo-data`` and ``halsosamtal dev run|stop`` (``make run``).
+
+``dev run`` finds Postgres and Redis (or starts the embedded ones), migrates, loads a
+deterministic demo region the first time, then runs the API and the worker until Ctrl-C, when
+it stops them, and the embedded servers if it started them. It drives the same public commands
+an operator uses (``halsosamtal import ...``), in child processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from halsosamtal.cli.common import console, err_console, fail
+from halsosamtal.core import infra
+from halsosamtal.core.settings import get_settings
+
+app = typer.Typer(help="Local development: run everything, stop embedded servers.", no_args_is_help=True)
+
+DEMO_SEED = 2026
+DEMO_RESIDENTS = 50_000
+DEMO_CLIENT = "demo-operator"
+
+
+def demo_data(
+    out: Annotated[Path, typer.Option(help="Where to write the residents CSV.")],
+    residents: Annotated[int, typer.Option(min=1, help="Number of residents.")] = DEMO_RESIDENTS,
+    seed: Annotated[int, typer.Option(help="Same seed, same file.")] = DEMO_SEED,
+    bad_rows: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of realistic bad rows.")] = 0.0,
+    reference: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Ages are as of this day (default today)."),
+    ] = None,
+    care_units: Annotated[int, typer.Option(min=1, max=500, help="Number of care units.")] = 10,
+    care_units_out: Annotated[
+        Path | None, typer.Option(help="Also write the matching care unit CSV here.")
+    ] = None,
+) -> None:
+    """Write a deterministic, Sweden-like demo register as the residents CSV."""
+    from halsosamtal.residents.demo import demo_care_units, write_care_units_csv, write_demo_csv
+
+    units = demo_care_units(care_units, seed=seed)
+    if care_units_out is not None:
+        with care_units_out.open("w", encoding="utf-8", newline="") as f:
+            write_care_units_csv(f, units)
+    with out.open("w", encoding="utf-8", newline="") as f:
+        summary = write_demo_csv(
+            f,
+            residents=residents,
+            seed=seed,
+            bad_rows=bad_rows,
+            reference=(reference.date() if reference else dt.date.today()),
+            care_units=[u.hsa_id for u in units],
+        )
+    console.print(f"wrote {summary.rows} residents to {out} ({summary.bad_rows} bad rows)")
+
+
+def _halsosamtal(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own CLI with fixed arguments
+        [sys.executable, "-m", "halsosamtal.cli", *args],
+        env=env,
+        check=check,
+        text=True,
+        capture_output=True,
+    )
+
+
+async def _demo_loaded(url: str) -> bool:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM care_units)"))
+    finally:
+        await conn.close()
+
+
+def _load_demo(env: dict[str, str], data_dir: Path, residents: int) -> None:
+    demo = data_dir / "demo"
+    demo.mkdir(parents=True, exist_ok=True)
+    units_csv, residents_csv = demo / "care_units.csv", demo / "residents.csv"
+    year = dt.date.today().year
+    steps: list[tuple[str, list[str]]] = [
+        (
+            "generating the demo register",
+            [
+                "demo-data",
+                "--out",
+                str(residents_csv),
+                "--residents",
+                str(residents),
+                "--seed",
+                str(DEMO_SEED),
+                "--care-units-out",
+                str(units_csv),
+                "--reference",
+                f"{year}-01-01",
+            ],
+        ),
+        ("importing care units", ["import", "care-units", str(units_csv)]),
+        ("importing residents", ["import", "residents", str(residents_csv), "--as-of", f"{year}-01-01"]),
+        (
+            "setting the programme",
+            [
+                "programme",
+                "set",
+                "--year",
+                str(year),
+                "--ages",
+                "40,50,60",
+                "--talk-rate",
+                "1000",
+                "--start-grant",
+                "0",
+                "--reminder-days",
+                "28,56",
+                "--valid-until",
+                f"{year + 1}-03-31",
+            ],
+        ),
+    ]
+    for what, args in steps:
+        console.print(f"  {what} …")
+        result = _halsosamtal(*args, env=env, check=False)
+        if result.returncode != 0:
+            fail(f"{what} failed:\n{result.stdout}{result.stderr}")
+
+
+def _demo_key(env: dict[str, str], data_dir: Path) -> str:
+    """The demo operator key, kept in .data (local development only; mode 0600)."""
+    key_file = data_dir / "demo-operator.key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    _halsosamtal("clients", "revoke", DEMO_CLIENT, env=env, check=False)
+    name = f"{DEMO_CLIENT}-{int(time.time())}"
+    result = _halsosamtal("clients", "create", name, "--role", "operator", "--json", env=env)
+    import json
+
+    key = str(json.loads(result.stdout)["key"])
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    return key
+
+
+def _wait_ready(url: str, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own local URL
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+@app.command("run")
+def run(
+    host: Annotated[str, typer.Option(help="API address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    residents: Annotated[int, typer.Option(help="Demo residents loaded the first time.")] = DEMO_RESIDENTS,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="Run the API only.")] = False,
+) -> None:
+    """Find or start Postgres and Redis, migrate, load the demo region once, and run the API and
+    the worker until Ctrl-C."""
+    settings = get_settings()
+    found = infra.find(settings)
+    console.print(f"database: {found.database_source}\nredis:    {found.redis_source}")
+    asyncio.run(infra.ensure_database(found.database_url))
+    env = {**os.environ, "DATABASE_URL": found.database_url, "REDIS_URL": found.redis_url}
+    result = _halsosamtal("migrate", env=env, check=False)
+    if result.returncode != 0:
+        fail(f"migration failed:\n{result.stdout}{result.stderr}")
+    if not asyncio.run(_demo_loaded(found.database_url)):
+        console.print(f"loading the demo region ({residents} residents, seed {DEMO_SEED}) the first time:")
+        _load_demo(env, settings.data_dir, residents)
+    key = _demo_key(env, settings.data_dir)
+
+    children = [
+        subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "halsosamtal.cli", "api", "--host", host, "--port", str(port)], env=env
+        )
+    ]
+    if not no_worker:
+        children.append(
+            subprocess.Popen([sys.executable, "-m", "halsosamtal.cli", "worker"], env=env)  # noqa: S603
+        )
+    base = f"http://{host}:{port}"
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        if not _wait_ready(f"{base}/readyz"):
+            err_console.print("[red]the API did not become ready in 60 s[/red]")
+            stopping = True
+        else:
+            console.print(
+                f"\n[bold]halsosamtal is running[/bold]\n"
+                f"  API docs:      {base}/docs\n"
+                f"  readiness:     {base}/readyz\n"
+                f"  operator key:  {key}\n"
+                f"  try:           curl -H 'Authorization: Bearer {key}' {base}/v1/care-units\n"
+                f"Press Ctrl-C to stop."
+            )
+        while not stopping and all(c.poll() is None for c in children):
+            time.sleep(0.2)
+    finally:
+        console.print("stopping …")
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if "embedded" in found.database_source:
+            infra.stop_embedded_postgres(settings.data_dir)
+        if "embedded" in found.redis_source:
+            infra.stop_embedded_redis(settings.data_dir)
+        console.print("stopped")
+    failed = [c.args[3] for c in children if c.returncode not in (0, -signal.SIGINT, 130)]
+    if failed and not stopping:
+        raise typer.Exit(1)
+
+
+@app.command("stop")
+def stop_embedded() -> None:
+    """Stop the embedded Postgres and Redis (their data stays in .data)."""
+    settings = get_settings()
+    pg = infra.stop_embedded_postgres(settings.data_dir)
+    rd = infra.stop_embedded_redis(settings.data_dir)
+    console.print(
+        f"embedded Postgres {'stopped' if pg else 'was not running'}; "
+        f"embedded Redis {'stopped' if rd else 'was not running'}"
+    )
