@@ -193,9 +193,7 @@ def run(
         )
     ]
     if not no_worker:
-        children.append(
-            subprocess.Popen([sys.executable, "-m", "halsosamtal.cli", "worker"], env=env)  # noqa: S603
-        )
+        children.append(subprocess.Popen([sys.executable, "-m", "halsosamtal.cli", "worker"], env=env))
     base = f"http://{host}:{port}"
     stopping = False
 
