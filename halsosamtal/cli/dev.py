@@ -233,9 +233,8 @@ def run(
         if "embedded" in found.redis_source:
             infra.stop_embedded_redis(settings.data_dir)
         console.print("stopped")
-    failed = [c.args[3] for c in children if c.returncode not in (0, -signal.SIGINT, 130)]
-    if failed and not stopping:
-        raise typer.Exit(1)
+    if not stopping and any(c.returncode not in (0, -signal.SIGINT, 130) for c in children):
+        fail("the API or the worker stopped unexpectedly; see its output above")
 
 
 @app.command("stop")
