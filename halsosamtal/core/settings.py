@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         5, ge=1, le=100, description="Aggregate counts below this are shown as '<N'."
     )
     webhook_secret: SecretStr | None = Field(
-        None, description="HMAC-SHA256 key for the notification webhook. Required in production."
+        None, description="HMAC-SHA256 key that signs notification webhook requests."
     )
     log_level: str = Field("INFO", description="Python logging level.")
 

@@ -5,6 +5,7 @@ Jobs take ids and plain values, open their own transaction and may run more than
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, ClassVar
 
@@ -19,6 +20,9 @@ from services.worker.jobs import JOBS
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     configure_logging(settings)
+    # arq's CLI gives its logger a handler of its own; send its lines through the root handler
+    # instead, once, and through the filter that masks personal numbers.
+    logging.getLogger("arq").handlers.clear()
     # Refuses to start (SchemaOutOfDate) when the database is not migrated.
     ctx["resources"] = await open_resources(settings, application_name="halsosamtal-worker")
 
