@@ -7,8 +7,9 @@ import re
 
 from halsosamtal.core.settings import Settings
 
-# 10 or 12 digits with an optional separator before the last four: a personnummer's shape.
-_PNR = re.compile(r"(?<!\d)(\d{6}|\d{8})[-+]?\d{4}(?!\d)")
+# 10 or 12 digits with an optional separator before the last four: a personnummer's shape
+# (not after a letter, so HSA-ids like SE2321000131-E... stay readable).
+_PNR = re.compile(r"(?<![0-9A-Za-z])(\d{6}|\d{8})[-+]?\d{4}(?!\d)")
 
 
 def redact(text: str) -> str:
