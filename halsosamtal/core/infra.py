@@ -12,6 +12,7 @@ started them exits, so the next command finds them again; ``halsosamtal dev stop
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -98,6 +99,8 @@ def start_embedded_postgres(data_dir: Path, say: object = _say) -> str:
             f"to run it and widens the permissions of {pgdata} and its parent folders so that "
             "user can reach them"
         )
+    # pgserver logs each step at INFO, also from an atexit hook after streams are closed.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
     return str(server.get_uri())
 
