@@ -60,7 +60,7 @@ def demo_data(
             seed=seed,
             bad_rows=bad_rows,
             reference=(reference.date() if reference else dt.date.today()),
-            care_units=[u.hsa_id for u in units],
+            care_units=units,
         )
     console.print(f"wrote {summary.rows} residents to {out} ({summary.bad_rows} bad rows)")
 
