@@ -1,0 +1,1 @@
+"""Messages to residents: the outbox and its delivery (channel, texts, print file, webhook)."""
