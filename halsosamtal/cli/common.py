@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from halsosamtal.core import infra
 from halsosamtal.core.database import create_engine, make_sessionmaker
@@ -54,6 +55,17 @@ def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         fail(exc.detail)
     except SchemaOutOfDate as exc:
         fail(str(exc))
+
+
+@asynccontextmanager
+async def with_sessionmaker() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A sessionmaker on a migrated database, for commands that commit in several steps."""
+    engine = create_engine(database_url(), pool_size=3, max_overflow=2, application_name="halsosamtal-cli")
+    try:
+        await ensure_schema_current(engine)
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -1,5 +1,8 @@
-"""Every feature's jobs, collected for ``WorkerSettings.functions``."""
+"""Every feature's jobs, collected for ``WorkerSettings``."""
 
 from typing import Any
 
-JOBS: list[Any] = []
+from halsosamtal.invitations import jobs as invitation_jobs
+
+FUNCTIONS: list[Any] = [*invitation_jobs.FUNCTIONS]
+CRON_JOBS: list[Any] = [*invitation_jobs.CRON_JOBS]

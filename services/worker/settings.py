@@ -14,7 +14,7 @@ from arq import cron
 from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import WORKER_HEARTBEAT_KEY, open_resources, redis_settings
 from halsosamtal.core.settings import get_settings
-from services.worker.jobs import JOBS
+from services.worker.jobs import CRON_JOBS, FUNCTIONS
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -47,9 +47,10 @@ def _redis() -> Any:
 
 
 class WorkerSettings:
-    functions: ClassVar[list[Any]] = list(JOBS)
+    functions: ClassVar[list[Any]] = list(FUNCTIONS)
     cron_jobs: ClassVar[list[Any]] = [
         cron(heartbeat, second={0, 30}, unique=True, run_at_startup=True, timeout=10),
+        *CRON_JOBS,
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -1,0 +1,1 @@
+"""Invitations: a programme year's paced batch, reminders, expiry and withdrawal."""

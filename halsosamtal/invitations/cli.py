@@ -1,0 +1,92 @@
+"""``halsosamtal batch plan|run``: a programme year's invitation batch."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from halsosamtal.cli.common import console, fail, print_json, progress, run_in_transaction, with_sessionmaker
+from halsosamtal.core.errors import DomainError
+from halsosamtal.invitations import batch, service
+
+app = typer.Typer(
+    help="Invitation batches: preview and run a year's paced invitations.", no_args_is_help=True
+)
+
+Year = Annotated[int, typer.Option(help="Programme year.")]
+AsOf = Annotated[
+    dt.datetime | None,
+    typer.Option(
+        formats=["%Y-%m-%d"], help="Plan as on this day (default today); nothing is sent before it."
+    ),
+]
+
+
+@app.command("plan")
+def plan_(
+    year: Year,
+    as_of: AsOf = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print, per unit and month, the invitations a run would send, their expected bookings and
+    the unit's capacity. Writes nothing."""
+    day = as_of.date() if as_of else dt.date.today()
+    out = run_in_transaction(lambda s: service.plan_out(s, year, day))
+    if json_out:
+        print_json(out.model_dump(mode="json"))
+        return
+    table = Table("unit", "name", "month", "invitations", "earlier runs", "expected bookings", "capacity", "")
+    for ln in out.lines:
+        table.add_row(
+            ln.care_unit,
+            ln.name,
+            f"{year}-{ln.month:02d}",
+            str(ln.invitations),
+            str(ln.already_planned),
+            str(ln.expected_bookings),
+            str(ln.capacity),
+            "[red]over capacity[/red]" if ln.over_capacity else "",
+        )
+    console.print(table)
+    console.print(f"{out.total} new invitations for {year} (expected uptake {out.expected_uptake})")
+
+
+@app.command("run")
+def run(
+    year: Year,
+    as_of: AsOf = None,
+    enqueue: Annotated[bool, typer.Option("--enqueue", help="Hand the run to the worker instead.")] = False,
+) -> None:
+    """Write the plan: create the missing invitations and their planned messages. Safe to run
+    again and to run twice at once; an interrupted run is completed by the next."""
+    day = as_of.date() if as_of else None
+    batch_id = run_in_transaction(lambda s: batch.new_batch(s, year, actor="cli", as_of=day))
+    if enqueue:
+        console.print(
+            f"batch {batch_id} queued; the worker starts it within seconds "
+            f"(follow it with GET /v1/batches/{batch_id})"
+        )
+        return
+
+    async def go() -> batch.BatchResult:
+        async with with_sessionmaker() as sessionmaker:
+            with progress() as bar:
+                task = bar.add_task("inviting", total=None)
+                return await batch.run(
+                    sessionmaker,
+                    year,
+                    day or dt.date.today(),
+                    batch_id=batch_id,
+                    actor="cli",
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+
+    try:
+        result = asyncio.run(go())
+    except DomainError as exc:
+        fail(exc.detail)
+    console.print(f"batch {batch_id}: {result.created} invitations created ({result.planned} planned)")

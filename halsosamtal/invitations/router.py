@@ -1,0 +1,97 @@
+"""Operators: plan and start a year's invitation batch, follow it, and list invitations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+
+from halsosamtal.core.auth import Operator
+from halsosamtal.core.http import Page, Session, problem_responses
+from halsosamtal.invitations import batch, service
+from halsosamtal.invitations.schemas import BatchOut, BatchRequest, InvitationOut, PlanOut
+from halsosamtal.units.models import HSA_ID_PATTERN
+
+router = APIRouter(tags=["invitations"])
+
+Status = Literal["planned", "open", "booked", "completed", "declined", "withdrawn", "expired"]
+
+
+@router.get(
+    "/batches/plan",
+    operation_id="plan_batch",
+    response_model=PlanOut,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def plan_batch(
+    session: Session,
+    principal: Operator,
+    year: Annotated[int, Query(ge=2000, le=2100)],
+    as_of: Annotated[dt.date | None, Query(description="Default: today")] = None,
+) -> PlanOut:
+    """Preview a year's batch, per unit and month: invitations, expected bookings, capacity.
+    Writes nothing; a run on the same day writes exactly this."""
+    return await service.plan_out(session, year, as_of or dt.date.today())
+
+
+@router.post(
+    "/batches",
+    operation_id="start_batch",
+    response_model=BatchOut,
+    status_code=202,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def start_batch(
+    body: BatchRequest, session: Session, principal: Operator, response: Response
+) -> BatchOut:
+    """Start a year's batch on the worker. It starts within seconds; follow it with
+    `GET /v1/batches/{id}`. Running a batch again creates only what is missing."""
+    batch_id = await batch.new_batch(session, body.year, actor=principal.name, as_of=body.as_of)
+    response.headers["Location"] = f"/v1/batches/{batch_id}"
+    return await service.get_batch(session, batch_id)
+
+
+@router.get(
+    "/batches",
+    operation_id="list_batches",
+    response_model=list[BatchOut],
+    responses=problem_responses(401, 403, 422),
+)
+async def list_batches(
+    session: Session, principal: Operator, year: Annotated[int | None, Query(ge=2000, le=2100)] = None
+) -> list[BatchOut]:
+    """The latest batch runs, newest first."""
+    return await service.list_batches(session, year)
+
+
+@router.get(
+    "/batches/{batch_id}",
+    operation_id="get_batch",
+    response_model=BatchOut,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_batch(batch_id: Annotated[int, Path(ge=1)], session: Session, principal: Operator) -> BatchOut:
+    """A batch run's state and counts: done of total, created, errors."""
+    return await service.get_batch(session, batch_id)
+
+
+@router.get(
+    "/invitations",
+    operation_id="list_invitations",
+    response_model=Page[InvitationOut],
+    responses=problem_responses(401, 403, 422),
+)
+async def list_invitations(
+    session: Session,
+    principal: Operator,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    care_unit: Annotated[str | None, Query(pattern=HSA_ID_PATTERN)] = None,
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> Page[InvitationOut]:
+    """Invitations, filtered by year, unit and status, a page at a time."""
+    return await service.list_invitations(
+        session, year=year, care_unit=care_unit, status=status, limit=limit, cursor=cursor
+    )

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from halsosamtal.core.http import StrictModel
+
+
+class BatchRequest(StrictModel):
+    year: int = Field(ge=2000, le=2100, examples=[2027])
+    as_of: dt.date | None = Field(
+        None, description="Plan as on this day (default: today). Nothing is sent before it."
+    )
+
+
+class BatchOut(BaseModel):
+    id: int
+    year: int
+    state: Literal["queued", "running", "done", "failed"]
+    requested_by: str
+    total: int = Field(description="Invitations the run planned")
+    done: int = Field(description="Of those, written so far")
+    created: int = Field(description="Invitations this run created")
+    errors: list[dict[str, Any]]
+    requested_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+class PlanLine(BaseModel):
+    care_unit: str = Field(description="HSA-id")
+    name: str
+    month: int
+    invitations: int = Field(description="New invitations this plan would send in the month")
+    already_planned: int = Field(description="Invitations from earlier runs in the month")
+    expected_bookings: Decimal
+    capacity: int = Field(description="The unit's weekly capacity summed over the month's weeks")
+    over_capacity: bool
+
+
+class PlanOut(BaseModel):
+    year: int
+    as_of: dt.date
+    expected_uptake: Decimal
+    total: int
+    lines: list[PlanLine]
+
+
+class InvitationOut(BaseModel):
+    id: int
+    year: int
+    age: int
+    personnummer: str
+    care_unit: str
+    status: str
+    planned_send_on: dt.date
+    sent_at: dt.datetime | None
+    reminders_sent: int
+    valid_until: dt.date

@@ -1,0 +1,78 @@
+"""Operators start a batch through the API; the worker picks it up and runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+from arq.worker import Worker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from halsosamtal.core.runtime import redis_settings
+from halsosamtal.core.settings import Settings
+from halsosamtal.units.models import CareUnit
+from services.worker import settings as worker_settings
+from tests.invitations.test_batch import _region
+
+
+async def test_plan_start_and_follow_a_batch_through_the_worker(
+    api: httpx.AsyncClient,
+    operator: dict[str, str],
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_unit: Callable[..., Awaitable[CareUnit]],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, expected = await _region(sessionmaker, make_unit)
+    plan = await api.get("/v1/batches/plan", headers=operator, params={"year": 2027, "as_of": "2026-12-01"})
+    assert plan.status_code == 200, plan.text
+    assert plan.json()["total"] == sum(expected.values())
+    assert sum(line["invitations"] for line in plan.json()["lines"]) == sum(expected.values())
+
+    started = await api.post("/v1/batches", headers=operator, json={"year": 2027, "as_of": "2026-12-01"})
+    assert started.status_code == 202, started.text
+    batch_id = started.json()["id"]
+    assert started.headers["location"] == f"/v1/batches/{batch_id}"
+    assert started.json()["state"] == "queued"
+
+    monkeypatch.setattr(worker_settings, "get_settings", lambda: settings)
+    ctx: dict[str, object] = {}
+    await worker_settings.startup(ctx)
+    try:
+        from halsosamtal.invitations.jobs import start_queued_batches
+
+        ctx["redis"] = ctx["resources"].redis  # type: ignore[attr-defined]
+        assert await start_queued_batches(ctx) == 1
+    finally:
+        await worker_settings.shutdown(ctx)
+    worker = Worker(
+        functions=worker_settings.WorkerSettings.functions,
+        on_startup=worker_settings.startup,
+        on_shutdown=worker_settings.shutdown,
+        redis_settings=redis_settings(settings.redis_url),
+        queue_name=settings.queue_name,
+        burst=True,
+        poll_delay=0.05,
+        handle_signals=False,
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    assert worker.jobs_complete == 1
+
+    status = (await api.get(f"/v1/batches/{batch_id}", headers=operator)).json()
+    assert (status["state"], status["done"], status["total"], status["created"]) == (
+        "done",
+        sum(expected.values()),
+        sum(expected.values()),
+        sum(expected.values()),
+    )
+    listed = await api.get(
+        "/v1/invitations", headers=operator, params={"year": 2027, "status": "planned", "limit": 1000}
+    )
+    assert len(listed.json()["items"]) == sum(expected.values())
+    assert (await api.get("/v1/batches/999999", headers=operator)).status_code == 404
+    missing_year = await api.post("/v1/batches", headers=operator, json={"year": 2031})
+    assert missing_year.status_code == 404
