@@ -40,8 +40,11 @@ async def start_queued_batches(ctx: dict[str, Any]) -> int:
     sessionmaker = ctx["resources"].sessionmaker
     async with sessionmaker() as s:
         ids = list(await s.scalars(select(BatchRun.id).where(BatchRun.state == "queued")))
+    queue = ctx["resources"].settings.queue_name
     for batch_id in ids:
-        await ctx["redis"].enqueue_job("run_batch", batch_id, _job_id=f"batch:{batch_id}")
+        # Job ids are global in Redis; the queue name keeps two deployments (or test runs)
+        # sharing one Redis from blocking each other's batches.
+        await ctx["redis"].enqueue_job("run_batch", batch_id, _job_id=f"{queue}:batch:{batch_id}")
     return len(ids)
 
 
