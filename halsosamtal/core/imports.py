@@ -27,6 +27,14 @@ class ImportSummary(BaseModel):
     rejected: int = 0
     moved_out: int = Field(0, description="Residents missing from a snapshot, now marked moved out")
     rejects: list[Reject] = Field(default_factory=list)
+    rejects_truncated: int = Field(
+        0, description="Rejects left out of `rejects` (it holds the first ones by line)"
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the import did not do, and why (e.g. no "
+        "resident was marked moved out because some rows could not be identified)",
+    )
 
 
 @dataclass

@@ -1,1 +1,152 @@
 """``halsosamtal import residents`` and ``halsosamtal demo-data``."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from halsosamtal.cli.common import console, err_console, progress, run_in_transaction
+from halsosamtal.cli.groups import import_app
+from halsosamtal.core.imports import ImportSummary, Reject
+from halsosamtal.residents.importer import import_residents
+
+CHUNK_BYTES = 1 << 20
+
+
+class _RejectFile:
+    """The reject report, written while the import streams its rejects (in line order) to a
+    temporary file beside the target, and moved into place only once the import committed."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self._file: IO[str] | None = None
+        self._path: Path | None = None
+        self._writer: csv.DictWriter[str] | None = None
+
+    def add(self, reject: Reject) -> None:
+        if self._writer is None:
+            fd, name = tempfile.mkstemp(
+                prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent
+            )
+            self._path = Path(name)
+            self._file = os.fdopen(fd, "w", newline="", encoding="utf-8")
+            self._writer = csv.DictWriter(self._file, fieldnames=["line", "column", "reason"])
+            self._writer.writeheader()
+        self._writer.writerow({"line": reject.line, "column": reject.column or "", "reason": reject.reason})
+
+    def publish(self) -> bool:
+        """Move the report into place; False when there was nothing to report."""
+        if self._file is None or self._path is None:
+            return False
+        self._file.close()
+        os.replace(self._path, self.target)
+        return True
+
+    def discard(self) -> None:
+        if self._file is not None and self._path is not None:
+            self._file.close()
+            self._path.unlink(missing_ok=True)
+
+
+@import_app.command("residents")
+def import_residents_command(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV with a header: personnummer (required), care_unit, municipality, deso, "
+            "protected_identity, address_line, postal_code, city, phone, digital_mailbox, "
+            "language, deceased_on, emigrated_on; any order.",
+        ),
+    ],
+    snapshot: Annotated[
+        bool,
+        typer.Option(
+            "--snapshot",
+            help="The file is the whole register: residents missing from it are marked moved "
+            "out (kept, not deleted).",
+        ),
+    ] = False,
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d"],
+            help="Date of the register extract, YYYY-MM-DD (default: today). Listing periods "
+            "change on this date; extracts must be imported in date order.",
+        ),
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            "--rejects",
+            dir_okay=False,
+            help="Where to write the reject report (default: FILE.rejects.csv); written only "
+            "when a row was rejected.",
+        ),
+    ] = None,
+) -> None:
+    """Import residents from the population and listing register.
+
+    Valid rows are upserted and the listing history kept.
+    Each bad row goes to the reject report with its line and reason.
+    Exit status: 0 all rows imported, 2 some rows rejected, 1 nothing imported (see the error).
+    """
+    extract_date = as_of.date() if as_of else dt.date.today()
+    report = _RejectFile(rejects or file.with_suffix(".rejects.csv"))
+    size = file.stat().st_size
+
+    with progress() as bar:
+        task = bar.add_task(f"reading {file.name}", total=size)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with file.open("rb") as f:
+                while chunk := f.read(CHUNK_BYTES):
+                    yield chunk
+                    bar.advance(task, len(chunk))
+            bar.update(task, description="merging into the register")
+
+        async def work(session: AsyncSession) -> ImportSummary:
+            return await import_residents(
+                session,
+                chunks(),
+                as_of=extract_date,
+                snapshot=snapshot,
+                source=file.name,
+                actor="cli",
+                reject_limit=0,
+                on_reject=report.add,
+            )
+
+        try:
+            summary = run_in_transaction(work)
+        except BaseException:
+            report.discard()
+            raise
+
+    written = report.publish()
+    _print_summary(summary, snapshot)
+    for warning in summary.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    if written:
+        err_console.print(f"{summary.rejected} rejected row(s) listed in {report.target}", highlight=False)
+        raise typer.Exit(2)
+
+
+def _print_summary(summary: ImportSummary, snapshot: bool) -> None:
+    console.print(
+        f"import {summary.import_id}: rows {summary.rows}: inserted {summary.inserted}, "
+        f"updated {summary.updated}, unchanged {summary.unchanged}, "
+        f"rejected {summary.rejected}" + (f", moved out {summary.moved_out}" if snapshot else ""),
+        highlight=False,
+    )

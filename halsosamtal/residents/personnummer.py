@@ -19,6 +19,7 @@ from typing import Literal
 from stdnum import luhn
 from stdnum.exceptions import ValidationError
 from stdnum.se import personnummer as stdnum_pnr
+from stdnum.util import isdigits
 
 
 class InvalidPersonnummer(ValueError):
@@ -46,7 +47,8 @@ def parse(value: str, *, reference: dt.date | None = None) -> Identity:
         raise InvalidPersonnummer("must have 10 or 12 digits")
     sep = number[-5]
     digits = number[:-5] + number[-4:]
-    if sep not in "-+" or not digits.isdigit():
+    # stdnum's isdigits accepts only 0-9 (str.isdigit also takes e.g. Arabic-Indic digits and ²).
+    if sep not in "-+" or not isdigits(digits):
         raise InvalidPersonnummer("only digits and one '-' or '+' before the last four are allowed")
     if sep == "+" and len(number) == 13:
         # In the 12-digit form the century is written out; '+' carries no information there.

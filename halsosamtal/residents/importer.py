@@ -1,0 +1,969 @@
+"""Import residents from the population and listing register (CSV), set-based.
+
+How a file flows (all in the caller's transaction; nothing here commits):
+
+1. **Framing, in Python, while streaming.** The byte stream is cut into physical lines; each
+   record gets its physical line number and the record's bytes are passed on unchanged to
+   ``COPY ... (FORMAT csv)`` into a TEMP staging table. Python only does what COPY cannot do
+   row by row: UTF-8 and header checks (file-level errors), and rows COPY would fail the whole
+   file on (wrong number of fields, NUL bytes, unterminated quotes), which become rejects with a
+   reason. Quotes follow PostgreSQL's CSV rules, so what Python counts is what COPY parses.
+2. **Validation, in SQL, on the staging table.** One pass computes every check (personnummer,
+   care unit, codes, booleans, dates) and the typed values into a second TEMP table; a second
+   statement marks later duplicates of a personnummer. Measured on a million rows,
+   ``personnummer.parse`` costs ~18 µs a row in Python while the SQL below costs ~3 µs, and the
+   SQL runs in the database process rather than in the single Python thread that also feeds
+   COPY. The SQL mirrors ``halsosamtal.residents.personnummer.parse`` step by step;
+   ``tests/residents/test_personnummer.py`` checks that they agree over a large random set.
+3. **Merge.** ``INSERT ... SELECT ... ON CONFLICT (personnummer) DO UPDATE ... WHERE (...) IS
+   DISTINCT FROM (...)`` so unchanged rows are not touched at all, with data-modifying CTEs that
+   close and open listing periods; then, for a snapshot, residents absent from the file are
+   marked moved out.
+
+A transaction-level advisory lock keeps two imports from interleaving.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from halsosamtal.core.database import raw_connection
+from halsosamtal.core.errors import InvalidInput
+from halsosamtal.core.imports import ImportSummary, Reject
+from halsosamtal.residents.models import RegisterImport
+from halsosamtal.units.models import HSA_ID_PATTERN
+
+log = logging.getLogger(__name__)
+
+COLUMNS = (
+    "personnummer",
+    "care_unit",
+    "municipality",
+    "deso",
+    "protected_identity",
+    "address_line",
+    "postal_code",
+    "city",
+    "phone",
+    "digital_mailbox",
+    "language",
+    "deceased_on",
+    "emigrated_on",
+)
+"""The columns the register file may have, in any order; only ``personnummer`` is required."""
+
+ADVISORY_LOCK_KEY = 0x7265_7369_6465_6E74  # b"resident": one residents import at a time
+MAX_LINE_BYTES = 1 << 20
+"""A physical line longer than this is a file-level error: it is not a register extract."""
+MAX_RECORD_LINES = 20
+"""A quoted field may span at most this many lines; a quote left open longer rejects the row
+it starts in and reading goes on with the next line (else one stray quote would swallow the
+rest of the file)."""
+DEFAULT_REJECT_LIMIT = 1000
+
+_STAGING = "residents_import_staging"
+_CHECKED = "residents_import_checked"
+_REOPEN = "residents_import_reopen"
+
+# Booleans: the words ``halsosamtal.core.imports.parse_bool`` knows (the tests hold them equal).
+_TRUE_WORDS = ("true", "1", "yes", "ja", "t", "y")
+_FALSE_WORDS = ("false", "0", "no", "nej", "f", "n", "")
+
+ChunkSource = AsyncIterable[bytes]
+RejectSink = Callable[[Reject], None]
+
+
+# --------------------------------------------------------------------------------------------
+# Framing: bytes -> COPY payload with line numbers
+
+
+@dataclass
+class _Framer:
+    """Turn the file's bytes (after the header) into CSV for COPY: ``line,problem,<fields>``.
+
+    Quote handling follows PostgreSQL's CSV parser: a ``"`` toggles quoting wherever it
+    appears, ``""`` inside quotes is a literal quote, and a record ends at a newline outside
+    quotes. So the field count Python checks is the one COPY will see.
+    """
+
+    columns: int
+    line: int = 1  # the header is line 1
+    rows: int = 0
+    carry: bytes = b""
+    pending: list[bytes] = field(default_factory=list)
+    pending_start: int = 0
+    pending_quotes: int = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Frame every complete line in ``carry + chunk``; keep the incomplete rest."""
+        buf = self.carry + chunk if self.carry else chunk
+        cut = buf.rfind(b"\n") + 1
+        if cut == 0:
+            if len(buf) > MAX_LINE_BYTES:
+                raise InvalidInput(
+                    f"line {self.line + 1} is longer than {MAX_LINE_BYTES} bytes; "
+                    "this does not look like a register extract in CSV"
+                )
+            self.carry = buf
+            return b""
+        self.carry = buf[cut:]
+        return self._frame(buf[:cut])
+
+    def finish(self) -> bytes:
+        """Frame the last line (when the file does not end in a newline) and any open quote."""
+        out = b""
+        if self.carry:
+            last, self.carry = self.carry, b""
+            out = self._frame(last + b"\n")
+        if self.pending:
+            self.rows += 1
+            out += (
+                self._reject(self.pending_start, "a quoted field is not closed before the end of the file")
+                + b"\n"
+            )
+            self.pending = []
+        return out
+
+    def _frame(self, block: bytes) -> bytes:
+        """Frame ``block``: whole lines, each ending in ``\\n``."""
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = self.line + block.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (block.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise InvalidInput(
+                f"the file is not UTF-8: line {line} has the byte 0x{block[exc.start]:02X} "
+                f"at byte {column} of the line; save the file as UTF-8 and import it again"
+            ) from exc
+        if b'"' in block or b"\x00" in block or self.pending:
+            return self._frame_slow(block)
+        if b"\r" in block:
+            block = block.replace(b"\r\n", b"\n")
+            if b"\r" in block:
+                return self._frame_slow(block)
+        # The fast path: no quotes, so a physical line is a record and a comma is a delimiter.
+        lines = block.split(b"\n")
+        lines.pop()  # the empty string after the last newline
+        commas = self.columns - 1
+        n = self.line
+        out: list[bytes] = []
+        append = out.append
+        for ln in lines:
+            n += 1
+            if ln.count(b",") == commas and ln:
+                append(b"%d,,%b" % (n, ln))
+            elif ln:
+                append(self._field_count_reject(n, ln.count(b",") + 1))
+        self.rows += len(lines) - lines.count(b"")
+        self.line = n
+        if not out:
+            return b""
+        out.append(b"")
+        return b"\n".join(out)
+
+    def _frame_slow(self, block: bytes) -> bytes:
+        """Frame lines that may hold quotes, NULs or bare carriage returns, one by one."""
+        lines = block.split(b"\n")
+        lines.pop()
+        out: list[bytes] = []
+        i = 0
+        while i < len(lines):
+            ln = lines[i]
+            i += 1
+            self.line += 1
+            if self.pending:
+                self.pending.append(ln)
+                self.pending_quotes += ln.count(b'"')
+                if self.pending_quotes % 2:
+                    if len(self.pending) >= MAX_RECORD_LINES:
+                        # Give up on this record: reject its first line, re-read the others.
+                        self.rows += 1
+                        out.append(
+                            self._reject(
+                                self.pending_start,
+                                f"a quoted field is not closed within {MAX_RECORD_LINES} lines",
+                            )
+                        )
+                        back = len(self.pending) - 1
+                        self.line -= back
+                        lines[i:i] = self.pending[1:]
+                        self.pending = []
+                    continue
+                record, start = b"\n".join(self.pending), self.pending_start
+                self.pending = []
+            else:
+                quotes = ln.count(b'"')
+                if quotes % 2:
+                    self.pending, self.pending_start, self.pending_quotes = [ln], self.line, quotes
+                    continue
+                record, start = ln, self.line
+            if record.endswith(b"\r"):
+                record = record[:-1]  # the line ending (CRLF) is outside quotes: not data
+            if not record:
+                continue
+            out.append(self._record(record, start))
+        if not out:
+            return b""
+        out.append(b"")
+        return b"\n".join(out)
+
+    def _record(self, record: bytes, start: int) -> bytes:
+        """One complete record (quotes balanced) -> its COPY line, or a reject."""
+        self.rows += 1
+        if b"\x00" in record:
+            return self._reject(start, "contains a NUL byte")
+        outside = record.split(b'"')[::2]  # the parts not inside quotes
+        if any(b"\r" in part for part in outside):
+            return self._reject(start, "has a carriage return (CR) outside quotes")
+        fields = sum(part.count(b",") for part in outside) + 1
+        if fields != self.columns:
+            return self._field_count_reject(start, fields)
+        if b"\n\\." in record:
+            # COPY reads a line that starts with \. as the end of the data, even inside quotes.
+            return self._reject(start, "a line inside a quoted field starts with '\\.'")
+        return b"%d,,%b" % (start, record)
+
+    def _field_count_reject(self, line: int, fields: int) -> bytes:
+        return self._reject(line, f"has {fields} fields; the header has {self.columns} columns")
+
+    def _reject(self, line: int, reason: str) -> bytes:
+        """The COPY line (without its newline) of a row rejected here: line and reason only."""
+        quoted = reason.replace('"', '""').encode()
+        return b'%d,"%b"%b' % (line, quoted, b"," * self.columns)
+
+
+def _parse_header(raw: bytes) -> list[str]:
+    """The header's column names (normalised), or a file-level error that says what is wrong."""
+    try:
+        header_text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            f"the file is not UTF-8: the header has the byte 0x{raw[exc.start]:02X}; "
+            "save the file as UTF-8 and import it again"
+        ) from exc
+    header_text = header_text.removeprefix("\ufeff").rstrip("\r\n")
+    if not header_text.strip():
+        raise InvalidInput("the file has no header row (line 1 is empty)")
+    try:
+        names = next(csv.reader([header_text], strict=True))
+    except csv.Error as exc:
+        raise InvalidInput(f"the header row (line 1) is not valid CSV: {exc}") from exc
+    names = [n.strip().lower() for n in names]
+    unknown = [n for n in names if n not in COLUMNS]
+    if unknown:
+        raise InvalidInput(
+            f"the header has unknown column(s) {', '.join(repr(n) for n in unknown)}; "
+            f"known columns are {', '.join(COLUMNS)}"
+        )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InvalidInput(f"the header names column(s) {', '.join(twice)} more than once")
+    if "personnummer" not in names:
+        raise InvalidInput(
+            f"the header has no personnummer column; it is required (the header has: {', '.join(names)})"
+        )
+    return names
+
+
+async def _split_header(chunks: ChunkSource) -> tuple[bytes, bytes, AsyncIterator[bytes]]:
+    """Read up to the end of line 1; return (header bytes, rest of that chunk, the iterator)."""
+    iterator = aiter(chunks)
+    buf = b""
+    while True:
+        try:
+            chunk = await anext(iterator)
+        except StopAsyncIteration:
+            if not buf:
+                raise InvalidInput("the file is empty; it needs a header row") from None
+            return buf, b"", iterator
+        buf += chunk
+        end = buf.find(b"\n")
+        if end >= 0:
+            return buf[:end], buf[end + 1 :], iterator
+        if len(buf) > MAX_LINE_BYTES:
+            raise InvalidInput("the header row (line 1) does not end within 1 MiB")
+
+
+# --------------------------------------------------------------------------------------------
+# SQL
+
+# Characters python-stdnum's ``compact`` maps to ASCII before it checks a personnummer
+# (``stdnum.util._char_map``): dashes to '-', digits to ASCII digits; spaces and colons are
+# removed. Only these change whether and how a number parses: stdnum's other mappings turn one
+# non-digit into another, and such a number is rejected either way.
+_DASHES = (
+    0x58A,
+    0x5BE,
+    0x2010,
+    0x2011,
+    0x2012,
+    0x2013,
+    0x2014,
+    0x2015,
+    0xFE63,
+    0xFF0D,
+    0x180A,
+    0x203E,
+    0x2043,
+    0xAF,
+    0x2D7,
+    0xFFE3,
+    0x1680,
+    0x207B,
+    0x208B,
+    0x2212,
+    0x23AF,
+    0x23BA,
+    0x23BB,
+    0x23BC,
+    0x23BD,
+    0x23E4,
+)
+_DIGIT_ZEROS = (0xFF10, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6)  # + 0..9 for each digit
+_DROPPED = (  # besides ASCII space and colon, which replace() drops first
+    0xA0,
+    0x2000,
+    0x2001,
+    0x2002,
+    0x2003,
+    0x2004,
+    0x2005,
+    0x2006,
+    0x2007,
+    0x2008,
+    0x2009,
+    0x200A,
+    0x202F,
+    0x205F,
+    0x3000,  # spaces
+    0x1361,
+    0x16EC,
+    0x1804,
+    0xFE13,
+    0xFF1A,
+    0xFE30,
+    0xFE55,  # colons
+)
+_MAP_FROM = (
+    "".join(map(chr, _DASHES))
+    + "".join(chr(z + d) for d in range(10) for z in _DIGIT_ZEROS)
+    + "".join(map(chr, _DROPPED))
+)
+_MAP_TO = "-" * len(_DASHES) + "".join(str(d) * len(_DIGIT_ZEROS) for d in range(10))
+
+# Luhn over YYMMDDNNNC taken as five two-digit pairs: the first digit of each pair is doubled.
+_LUHN_PAIRS = ",".join(str((2 * (p // 10)) // 10 + (2 * (p // 10)) % 10 + p % 10) for p in range(100))
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _compact_sql(v: str) -> str:
+    """``stdnum.se.personnummer.compact`` as an SQL expression on the text ``v``.
+
+    Only evaluated for values that are not already in one of the four plain forms, so the
+    repetition of ``v``'s mapping below costs nothing on a normal file.
+    """
+    ascii_dropped = f"replace(replace({v}, ' ', ''), ':', '')"
+    s = (
+        f"(CASE WHEN octet_length({v}) = length({v}) THEN {ascii_dropped} "
+        f"ELSE translate({ascii_dropped}, {_sql_literal(_MAP_FROM)}, {_sql_literal(_MAP_TO)}) END)"
+    )
+    return (
+        f"(CASE WHEN length({s}) IN (10, 12) AND substr({s}, length({s}) - 4, 1) NOT IN ('-', '+')"
+        f" THEN replace(replace(left({s}, -4), '-', ''), '+', '') || '-' || right({s}, 4)"
+        f" ELSE replace(replace(left({s}, -5), '-', ''), '+', '') || right({s}, 5) END)"
+    )
+
+
+def _sep_shape_sql(c: str) -> str:
+    """``c`` is digits with one '-' or '+' right before the last four (a compacted number)."""
+    return f"({c} ~ '^[0-9]+[-+][0-9]+$' AND substr({c}, length({c}) - 4, 1) IN ('-', '+'))"
+
+
+_DAYS_IN_MONTH = "'{31,28,31,30,31,30,31,31,30,31,30,31}'::int[]"
+
+# The personnummer checks, step by step as in ``personnummer.parse``, over ``__source__`` (a
+# table with a ``personnummer`` text column). Each ``OFFSET 0`` subquery computes its values
+# once per row: without it the planner would inline them and evaluate each expression as often
+# as it is referenced. :ref_year and :ref_key (YYYYMMDD as an integer) describe the import's
+# as_of date, the reference for the 10-digit form's century.
+PERSONNUMMER_SQL = f"""
+SELECT p4.*,
+  CASE
+    WHEN p4.shape_problem IS NOT NULL THEN p4.shape_problem
+    WHEN NOT p4.luhn_ok THEN 'the check digit is wrong'
+    WHEN p4.nnnc < 10 THEN 'serial number 000 is never assigned'
+    WHEN NOT (p4.y >= 1 AND p4.mm BETWEEN 1 AND 12 AND p4.dd >= 1 AND p4.dd <= CASE
+              WHEN p4.mm <> 2 THEN ({_DAYS_IN_MONTH})[p4.mm]
+              WHEN (p4.y % 4 = 0 AND p4.y % 100 <> 0) OR p4.y % 400 = 0 THEN 29 ELSE 28 END)
+      THEN 'the date part is not a real date'
+    WHEN p4.y * 10000 + p4.mm * 100 + p4.dd > CAST(:ref_key AS int) THEN 'the birth date is in the future'
+  END AS pnr_problem,
+  -- What is stored (meaningful only when pnr_problem is NULL): the 12 digits, with the
+  -- century the 10-digit form implies, the birth date and the sex.
+  lpad((p4.y::bigint * 100000000 + p4.digits % 100000000)::text, 12, '0') AS pnr_normal,
+  CASE WHEN p4.y >= 1 AND p4.mm BETWEEN 1 AND 12 AND p4.dd >= 1 AND p4.dd <= CASE
+            WHEN p4.mm <> 2 THEN ({_DAYS_IN_MONTH})[p4.mm]
+            WHEN (p4.y % 4 = 0 AND p4.y % 100 <> 0) OR p4.y % 400 = 0 THEN 29 ELSE 28 END
+    THEN make_date(p4.y, p4.mm, p4.dd) END AS pnr_birth_date,
+  CASE WHEN p4.nnnc / 10 % 2 = 1 THEN 'M' ELSE 'F' END AS pnr_sex
+FROM (
+  SELECT p3.*,
+    p3.rawdd > 60 AS coordination,
+    CASE WHEN p3.rawdd > 60 THEN p3.rawdd - 60 ELSE p3.rawdd END AS dd,
+    CASE
+      WHEN p3.long THEN (p3.digits / 10000000000)::int * 100 + p3.yy
+      -- 10 digits: the latest year at which the person is under 100 at the reference date,
+      -- or a century earlier with '+'.
+      ELSE CAST(:ref_year AS int) / 100 * 100 + p3.yy
+        - CASE WHEN (CAST(:ref_year AS int) / 100 * 100 + p3.yy) * 10000 + p3.mm * 100
+                    + CASE WHEN p3.rawdd > 60 THEN p3.rawdd - 60 ELSE p3.rawdd END > CAST(:ref_key AS int)
+               THEN 100 ELSE 0 END
+        - CASE WHEN p3.plus THEN 100 ELSE 0 END
+    END AS y,
+    (('{{{_LUHN_PAIRS}}}'::int[])[p3.yy + 1] + ('{{{_LUHN_PAIRS}}}'::int[])[p3.mm + 1]
+      + ('{{{_LUHN_PAIRS}}}'::int[])[p3.rawdd + 1]
+      + ('{{{_LUHN_PAIRS}}}'::int[])[p3.nnnc / 100 + 1]
+      + ('{{{_LUHN_PAIRS}}}'::int[])[p3.nnnc % 100 + 1]) % 10 = 0 AS luhn_ok
+  FROM (
+    SELECT p2.*,
+      -- Integer arithmetic on the digits as one number: far cheaper than substr() on text.
+      (p2.digits / 100000000 % 100)::int AS yy,
+      (p2.digits / 1000000 % 100)::int AS mm,
+      (p2.digits / 10000 % 100)::int AS rawdd,
+      (p2.digits % 10000)::int AS nnnc
+    FROM (
+      SELECT p1.*,
+        -- The 10 or 12 digits as a number (NULL when the form is wrong), and which it was.
+        CASE
+          WHEN p1.plain AND length(p1.pnr_in) IN (10, 12) THEN p1.pnr_in::bigint
+          WHEN p1.plain THEN (left(p1.pnr_in, -5) || right(p1.pnr_in, 4))::bigint
+          WHEN length(p1.c) IN (11, 13) AND {_sep_shape_sql("p1.c")}
+            THEN (left(p1.c, -5) || right(p1.c, 4))::bigint
+        END AS digits,
+        CASE WHEN p1.plain THEN length(p1.pnr_in) IN (12, 13)
+             ELSE length(p1.c) = 13 END AS long,
+        CASE WHEN p1.plain THEN length(p1.pnr_in) = 11 AND substr(p1.pnr_in, 7, 1) = '+'
+             ELSE length(p1.c) = 11 AND substr(p1.c, 7, 1) = '+' END AS plus,
+        CASE
+          WHEN p1.plain THEN NULL
+          WHEN p1.pnr_in IS NULL THEN 'is empty'
+          WHEN length(p1.c) NOT IN (11, 13) THEN 'must have 10 or 12 digits'
+          WHEN NOT {_sep_shape_sql("p1.c")}
+            THEN 'only digits and one ''-'' or ''+'' before the last four are allowed'
+        END AS shape_problem
+      FROM (
+        SELECT p0.*,
+          CASE WHEN NOT p0.plain THEN {_compact_sql("p0.pnr_in")} END AS c
+        FROM (
+          SELECT s.*, nullif(s.personnummer, '') AS pnr_in,
+            -- The plain forms (YYYYMMDDNNNC, YYMMDDNNNC, and with '-' or '+' before the last
+            -- four) are what stdnum's compaction would give already: cheap checks for them,
+            -- the compaction (above) only for anything else.
+            coalesce(s.personnummer ~ '^[0-9]+[-+]?[0-9]+$' AND CASE length(s.personnummer)
+              WHEN 10 THEN strpos(s.personnummer, '-') + strpos(s.personnummer, '+') = 0
+              WHEN 12 THEN strpos(s.personnummer, '-') + strpos(s.personnummer, '+') = 0
+              WHEN 11 THEN substr(s.personnummer, 7, 1) IN ('-', '+')
+              WHEN 13 THEN substr(s.personnummer, 9, 1) IN ('-', '+')
+              ELSE false END, false) AS plain
+          FROM __source__ s
+          OFFSET 0
+        ) p0
+        OFFSET 0
+      ) p1
+      OFFSET 0
+    ) p2
+    OFFSET 0
+  ) p3
+  OFFSET 0
+) p4
+"""
+
+
+def personnummer_query(source: str) -> str:
+    """The personnummer checks over the table ``source`` (which has a ``personnummer`` text
+    column): each row with ``pnr_problem`` (NULL when valid; else the reason, as
+    ``personnummer.parse`` gives it), ``pnr_normal``, ``pnr_birth_date``, ``pnr_sex`` and
+    ``coordination``. Bind ``reference_params(as_of)``."""
+    return PERSONNUMMER_SQL.replace("__source__", source)
+
+
+def reference_params(reference: dt.date) -> dict[str, int]:
+    """The bind parameters of :func:`personnummer_query` for the reference date."""
+    return {
+        "ref_year": reference.year,
+        "ref_key": reference.year * 10000 + reference.month * 100 + reference.day,
+    }
+
+
+def _words(words: tuple[str, ...]) -> str:
+    return ", ".join(_sql_literal(w) for w in words)
+
+
+def _bool_sql(col: str) -> str:
+    """The boolean ``parse_bool`` gives for the text ``col`` (empty: false; unknown: NULL)."""
+    norm = f"lower(btrim({col}, E' \\t\\r\\n'))"
+    return (
+        f"(CASE WHEN {col} IS NULL OR {col} = 'false' THEN false WHEN {col} = 'true' THEN true "
+        f"WHEN {norm} IN ({_words(_TRUE_WORDS)}) THEN true "
+        f"WHEN {norm} IN ({_words(_FALSE_WORDS)}) THEN false END)"
+    )
+
+
+def _date_sql(col: str) -> str:
+    """The date in ``col`` written YYYY-MM-DD, or NULL when it is empty or not a real date."""
+    y, m, d = f"substr({col}, 1, 4)::int", f"substr({col}, 6, 2)::int", f"substr({col}, 9, 2)::int"
+    return (
+        f"(CASE WHEN {col} ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$' THEN CASE WHEN {y} >= 1 "
+        f"AND {m} BETWEEN 1 AND 12 AND {d} >= 1 AND {d} <= CASE "
+        f"WHEN {m} <> 2 THEN ({_DAYS_IN_MONTH})[{m}] "
+        f"WHEN ({y} % 4 = 0 AND {y} % 100 <> 0) OR {y} % 400 = 0 THEN 29 ELSE 28 END "
+        f"THEN make_date({y}, {m}, {d}) END END)"
+    )
+
+
+def _date_problem_sql(col: str, value: str, birth: str) -> str:
+    """Why the date column ``col`` (parsed: ``value``) is rejected, or NULL."""
+    return (
+        f"CASE WHEN {col} IS NULL THEN NULL "
+        f"WHEN {value} IS NULL THEN format('must be a date written YYYY-MM-DD, not %s', "
+        f"quote_literal(left({col}, 40))) "
+        f"WHEN {value} > CAST(:as_of AS date) THEN "
+        f"format('%s is after the date of the extract (as_of %s)', {value}, CAST(:as_of AS date)) "
+        f"WHEN {value} < {birth} THEN format('%s is before the birth date', {value}) END"
+    )
+
+
+# The columns an import may change (birth date, sex and coordination follow from the number).
+_MUTABLE = (
+    "care_unit_id",
+    "municipality",
+    "deso",
+    "protected_identity",
+    "address_line",
+    "postal_code",
+    "city",
+    "phone",
+    "digital_mailbox",
+    "language",
+    "deceased_on",
+    "emigrated_on",
+)
+_HSA_ID_SQL = HSA_ID_PATTERN.replace("'", "''")
+
+# One pass over the staging table: every check, and the typed values. A row's reject is the
+# first problem in column order; an early (framing) problem comes first and has no column.
+_CHECK_SQL = f"""
+CREATE TEMP TABLE {_CHECKED} ON COMMIT DROP AS
+SELECT r.line,
+  CASE
+    WHEN r.problem IS NOT NULL THEN NULL
+    WHEN r.pnr_problem IS NOT NULL THEN 'personnummer'
+    WHEN r.care_unit_problem IS NOT NULL THEN 'care_unit'
+    WHEN r.municipality_problem IS NOT NULL THEN 'municipality'
+    WHEN r.deso_problem IS NOT NULL THEN 'deso'
+    WHEN r.protected_problem IS NOT NULL THEN 'protected_identity'
+    WHEN r.mailbox_problem IS NOT NULL THEN 'digital_mailbox'
+    WHEN r.language_problem IS NOT NULL THEN 'language'
+    WHEN r.deceased_problem IS NOT NULL THEN 'deceased_on'
+    WHEN r.emigrated_problem IS NOT NULL THEN 'emigrated_on'
+  END AS reject_column,
+  coalesce(r.problem, r.pnr_problem, r.care_unit_problem, r.municipality_problem,
+           r.deso_problem, r.protected_problem, r.mailbox_problem, r.language_problem,
+           r.deceased_problem, r.emigrated_problem) AS reject_reason,
+  CASE WHEN r.problem IS NULL AND r.pnr_problem IS NULL THEN r.pnr_normal END AS personnummer,
+  r.birth_date,
+  r.pnr_sex AS sex,
+  r.coordination AS coordination_number,
+  r.care_unit_id,
+  r.municipality,
+  r.deso,
+  coalesce(r.protected, false) AS protected_identity,
+  -- Protected identity (skyddad folkbokföring): the address is never stored.
+  CASE WHEN r.protected THEN NULL ELSE r.address_line END AS address_line,
+  CASE WHEN r.protected THEN NULL ELSE r.postal_code END AS postal_code,
+  CASE WHEN r.protected THEN NULL ELSE r.city END AS city,
+  r.phone,
+  coalesce(r.mailbox, false) AS digital_mailbox,
+  coalesce(r.language, 'sv') AS language,
+  r.deceased_on,
+  r.emigrated_on
+FROM (
+  SELECT q.line, q.problem, q.pnr_problem, q.pnr_normal, q.pnr_sex, q.coordination, q.birth_date,
+    q.care_unit_id, q.municipality, q.deso, q.protected, q.address_line, q.postal_code, q.city,
+    q.phone, q.mailbox, q.language, q.deceased_on, q.emigrated_on,
+    CASE WHEN q.care_unit IS NOT NULL AND q.care_unit_id IS NULL THEN
+      CASE WHEN q.care_unit ~ '{_HSA_ID_SQL}'
+        THEN format('no care unit has the HSA-id %s (import the care units first)', q.care_unit)
+        ELSE format('%s is not an HSA-id (SE, 10 digits, ''-'', then 1-20 letters or digits)',
+                    quote_literal(left(q.care_unit, 40)))
+      END
+    END AS care_unit_problem,
+    CASE WHEN q.municipality IS NOT NULL
+          AND NOT (length(q.municipality) = 4 AND q.municipality ~ '^[0-9]+$')
+      THEN format('must be a municipality code of 4 digits (e.g. 1380), not %s',
+                  quote_literal(left(q.municipality, 40)))
+    END AS municipality_problem,
+    -- Same as ^[0-9]{{4}}[ABC][0-9]{{4}}$, which PostgreSQL's regex engine runs 3x slower.
+    CASE WHEN q.deso IS NOT NULL AND NOT (length(q.deso) = 9 AND q.deso ~ '^[0-9]+[ABC][0-9]+$'
+                                          AND substr(q.deso, 5, 1) IN ('A', 'B', 'C'))
+      THEN format('must be a DeSO code: 4 digits, A, B or C, 4 digits (e.g. 1380C1010), not %s',
+                  quote_literal(left(q.deso, 40)))
+    END AS deso_problem,
+    CASE WHEN q.protected IS NULL
+      THEN format('must be true or false, not %s', quote_literal(left(q.protected_in, 40)))
+    END AS protected_problem,
+    CASE WHEN q.mailbox IS NULL
+      THEN format('must be true or false, not %s', quote_literal(left(q.mailbox_in, 40)))
+    END AS mailbox_problem,
+    CASE WHEN q.language IS NOT NULL AND NOT (length(q.language) = 2 AND q.language ~ '^[a-z]+$')
+      THEN format('must be a language code of 2 lowercase letters (e.g. sv), not %s',
+                  quote_literal(left(q.language, 40)))
+    END AS language_problem,
+    {_date_problem_sql("q.deceased_in", "q.deceased_on", "q.birth_date")} AS deceased_problem,
+    {_date_problem_sql("q.emigrated_in", "q.emigrated_on", "q.birth_date")} AS emigrated_problem
+  FROM (
+    SELECT p.line, p.problem, p.pnr_problem, p.pnr_normal, p.pnr_sex, p.coordination,
+      CASE WHEN p.pnr_problem IS NULL THEN p.pnr_birth_date END AS birth_date,
+      nullif(p.care_unit, '') AS care_unit, cu.id AS care_unit_id,
+      nullif(p.municipality, '') AS municipality,
+      nullif(p.deso, '') AS deso,
+      p.protected_identity AS protected_in, {_bool_sql("p.protected_identity")} AS protected,
+      nullif(p.address_line, '') AS address_line,
+      nullif(p.postal_code, '') AS postal_code,
+      nullif(p.city, '') AS city,
+      nullif(p.phone, '') AS phone,
+      p.digital_mailbox AS mailbox_in, {_bool_sql("p.digital_mailbox")} AS mailbox,
+      nullif(p.language, '') AS language,
+      nullif(p.deceased_on, '') AS deceased_in, {_date_sql("nullif(p.deceased_on, '')")} AS deceased_on,
+      nullif(p.emigrated_on, '') AS emigrated_in, {_date_sql("nullif(p.emigrated_on, '')")} AS emigrated_on
+    FROM ({personnummer_query(_STAGING)}) p
+    LEFT JOIN care_units cu ON cu.hsa_id = p.care_unit
+    OFFSET 0
+  ) q
+  OFFSET 0
+) r
+"""
+
+# A later row with the personnummer of an earlier one is rejected whatever else is wrong with
+# it: only the first can be imported, and never twice.
+_DUPLICATES_SQL = f"""
+UPDATE {_CHECKED} c
+SET reject_column = 'personnummer',
+    reject_reason = format('the same personnummer as line %s (only that row can be imported)',
+                           d.first_line)
+FROM (
+  SELECT personnummer, min(line) AS first_line FROM {_CHECKED}
+  WHERE personnummer IS NOT NULL
+  GROUP BY personnummer HAVING count(*) > 1
+) d
+WHERE c.personnummer = d.personnummer AND c.line > d.first_line
+"""
+
+_COUNTS_SQL = f"""
+SELECT count(*) AS rows,
+  count(*) FILTER (WHERE reject_reason IS NOT NULL) AS rejected,
+  count(*) FILTER (WHERE reject_reason IS NOT NULL AND personnummer IS NULL) AS unidentified
+FROM {_CHECKED}
+"""
+
+_INSERTED = ("personnummer", "birth_date", "sex", "coordination_number", *_MUTABLE)
+
+# Upsert and listing history in one statement. A resident whose unit changed gets the open
+# period closed here; the new period is opened by _REOPEN_SQL, because in one statement the
+# order of the two writes is not defined and the open period is unique per resident. New
+# residents, and known ones without an open period, get theirs opened here: they cannot clash.
+_UPSERT_SQL = f"""
+WITH up AS (
+  INSERT INTO residents AS r ({", ".join(_INSERTED)})
+  SELECT {", ".join(f"c.{c}" for c in _INSERTED)}
+  FROM {_CHECKED} c LEFT JOIN residents old ON old.personnummer = c.personnummer
+  -- Leave unchanged residents out here already: ON CONFLICT would lock (and so write) each
+  -- of them even when its WHERE is false.
+  WHERE c.reject_reason IS NULL AND (old.id IS NULL
+    OR ({", ".join(f"old.{c}" for c in _MUTABLE)}, old.moved_out_on)
+       IS DISTINCT FROM ({", ".join(f"c.{c}" for c in _MUTABLE)}, NULL::date))
+  -- In index order, so the unique index is walked rather than hit at random: on a large
+  -- first import that halves the time of the insert. (The "C" order is the column's order
+  -- for digits, and sorts much faster.)
+  ORDER BY c.personnummer COLLATE "C"
+  ON CONFLICT (personnummer) DO UPDATE SET
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in _MUTABLE)}, moved_out_on = NULL, updated_at = now()
+  WHERE ({", ".join(f"r.{c}" for c in _MUTABLE)}, r.moved_out_on)
+    IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _MUTABLE)}, NULL::date)
+  RETURNING r.id, r.care_unit_id, r.xmax = 0 AS inserted
+),
+closed AS (
+  UPDATE listing_periods lp SET listed_to = CAST(:as_of AS date)
+  FROM up
+  WHERE NOT up.inserted AND lp.resident_id = up.id AND lp.listed_to IS NULL
+    AND lp.care_unit_id IS DISTINCT FROM up.care_unit_id
+  RETURNING lp.resident_id
+),
+opened AS (
+  INSERT INTO listing_periods (resident_id, care_unit_id, listed_from)
+  SELECT up.id, up.care_unit_id, CAST(:as_of AS date) FROM up
+  WHERE up.care_unit_id IS NOT NULL AND (up.inserted OR NOT EXISTS (
+    SELECT FROM listing_periods lp WHERE lp.resident_id = up.id AND lp.listed_to IS NULL))
+  RETURNING resident_id
+),
+reopen AS (
+  INSERT INTO {_REOPEN} (resident_id, care_unit_id)
+  SELECT up.id, up.care_unit_id FROM up JOIN closed ON closed.resident_id = up.id
+  WHERE up.care_unit_id IS NOT NULL
+  RETURNING resident_id
+)
+SELECT (SELECT count(*) FROM up WHERE inserted) AS inserted,
+       (SELECT count(*) FROM up WHERE NOT inserted) AS updated,
+       (SELECT count(*) FROM closed) AS closed,
+       (SELECT count(*) FROM opened) + (SELECT count(*) FROM reopen) AS opened
+"""
+
+_REOPEN_SQL = f"""
+INSERT INTO listing_periods (resident_id, care_unit_id, listed_from)
+SELECT resident_id, care_unit_id, CAST(:as_of AS date) FROM {_REOPEN}
+"""
+
+# Snapshot: whoever is not in the file (by a row that named them with a valid personnummer,
+# imported or not) has moved out; they are kept, unlisted, with their open period closed.
+_MOVED_OUT_SQL = f"""
+WITH gone AS (
+  UPDATE residents r
+  SET moved_out_on = CAST(:as_of AS date), care_unit_id = NULL, updated_at = now()
+  WHERE r.moved_out_on IS NULL
+    AND NOT EXISTS (SELECT FROM {_CHECKED} c WHERE c.personnummer = r.personnummer)
+  RETURNING r.id
+),
+closed AS (
+  UPDATE listing_periods lp SET listed_to = CAST(:as_of AS date)
+  FROM gone WHERE lp.resident_id = gone.id AND lp.listed_to IS NULL
+  RETURNING lp.resident_id
+)
+SELECT (SELECT count(*) FROM gone) AS moved_out, (SELECT count(*) FROM closed) AS closed
+"""
+
+_REJECTS_SQL = f"""
+SELECT line, reject_column, reject_reason FROM {_CHECKED}
+WHERE reject_reason IS NOT NULL ORDER BY line
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# The service
+
+
+async def import_residents(
+    session: AsyncSession,
+    chunks: ChunkSource,
+    *,
+    as_of: dt.date,
+    snapshot: bool = False,
+    source: str,
+    actor: str,
+    reject_limit: int | None = DEFAULT_REJECT_LIMIT,
+    on_reject: RejectSink | None = None,
+) -> ImportSummary:
+    """Import a residents register extract (CSV bytes in ``chunks``) as of the date ``as_of``.
+
+    Runs in the caller's transaction and never commits. Every valid row is upserted by its
+    normalised personnummer (birth date, sex and the coordination flag come from the number);
+    a row that changes nothing is not written. Each rejected row is reported with its physical
+    line and reason and changes nothing; of rows with the same personnummer only the first
+    can be imported. When a resident's care unit changes (first listing and becoming unlisted
+    included), the open listing period is closed at ``as_of`` and a new one opened from it.
+
+    With ``snapshot``, residents not in the file are marked moved out at ``as_of`` (kept, not
+    deleted; their open listing period is closed) and one who reappears later has the mark
+    cleared. When a rejected row cannot be tied to a personnummer, nobody is marked moved out
+    (the missing person may be that row) and the summary's ``warnings`` says so.
+
+    Protected identity: for a resident with ``protected_identity`` true the address columns
+    (``address_line``, ``postal_code``, ``city``) are never stored, whatever the file holds;
+    an address stored earlier is cleared.
+
+    File-level problems (empty file, bad header, not UTF-8, an endless line, an extract older
+    than the last one imported) raise ``InvalidInput`` and nothing is imported. ``summary.rejects``
+    holds the first ``reject_limit`` rejects by line (all of them when None); ``on_reject`` is
+    called for every reject, in line order.
+    """
+    started = time.perf_counter()
+    header, rest, iterator = await _split_header(chunks)
+    names = _parse_header(header)
+
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+    await _check_as_of(session, as_of)
+    # The staging tables are this transaction's alone, and the hash tables for the duplicate
+    # check and the snapshot's anti-join should stay in memory.
+    await session.execute(text("SET LOCAL work_mem = '128MB'"))
+    await session.execute(
+        text(
+            f"CREATE TEMP TABLE {_STAGING} (line int NOT NULL, problem text, "
+            + ", ".join(f"{c} text" for c in COLUMNS)
+            + ") ON COMMIT DROP"
+        )
+    )
+    await session.execute(
+        text(f"CREATE TEMP TABLE {_REOPEN} (resident_id bigint, care_unit_id bigint) ON COMMIT DROP")
+    )
+
+    framed_rows = await _copy_into_staging(session, names, rest, iterator)
+    timings = {"copy": time.perf_counter() - started}
+
+    params: dict[str, Any] = {"as_of": as_of, **reference_params(as_of)}
+
+    async def step(name: str, sql: str) -> Any:
+        t = time.perf_counter()
+        result = await session.execute(text(sql), params)
+        timings[name] = time.perf_counter() - t
+        return result
+
+    await step("check", _CHECK_SQL)
+    await step("duplicates", _DUPLICATES_SQL)
+    t = time.perf_counter()
+    await _analyze_checked(session)
+    timings["analyze"] = time.perf_counter() - t
+    counts = (await step("count", _COUNTS_SQL)).one()
+    if counts.rows != framed_rows:  # pragma: no cover - would be a bug in the framing
+        raise RuntimeError(f"framed {framed_rows} rows but staged {counts.rows}")
+
+    summary = ImportSummary(rows=counts.rows, rejected=counts.rejected)
+    if snapshot and counts.rows == counts.rejected:
+        raise InvalidInput(
+            "a snapshot without one valid row would mark every resident as moved out; nothing was imported"
+        )
+    merged = (await step("upsert", _UPSERT_SQL)).one()
+    await step("reopen", _REOPEN_SQL)
+    summary.inserted, summary.updated = merged.inserted, merged.updated
+    summary.unchanged = counts.rows - counts.rejected - merged.inserted - merged.updated
+
+    if snapshot and counts.unidentified:
+        summary.warnings.append(
+            f"no resident was marked moved out: {counts.unidentified} rejected row(s) have no "
+            "valid personnummer, so the file may lack people who have not moved; fix the "
+            "rejects and import the snapshot again"
+        )
+    elif snapshot:
+        summary.moved_out = (await step("moved_out", _MOVED_OUT_SQL)).one().moved_out
+
+    await _collect_rejects(session, summary, reject_limit, on_reject)
+    record = RegisterImport(
+        kind="residents",
+        source=source,
+        as_of=as_of,
+        snapshot=snapshot,
+        actor=actor,
+        finished_at=func.clock_timestamp(),
+        rows_total=summary.rows,
+        inserted=summary.inserted,
+        updated=summary.updated,
+        unchanged=summary.unchanged,
+        rejected=summary.rejected,
+        moved_out=summary.moved_out,
+    )
+    session.add(record)
+    await session.flush()
+    summary.import_id = record.id
+    # The temp tables would go at commit; dropping them now lets the caller run another
+    # import in the same transaction (and frees their space at once).
+    await session.execute(text(f"DROP TABLE {_STAGING}, {_CHECKED}, {_REOPEN}"))
+    timings["total"] = time.perf_counter() - started
+    log.info(
+        "residents import %s: %d rows, %d inserted, %d updated, %d unchanged, %d rejected, %d moved out (%s)",
+        summary.import_id,
+        summary.rows,
+        summary.inserted,
+        summary.updated,
+        summary.unchanged,
+        summary.rejected,
+        summary.moved_out,
+        ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()),
+    )
+    return summary
+
+
+async def _copy_into_staging(
+    session: AsyncSession, names: list[str], rest: bytes, chunks: AsyncIterator[bytes]
+) -> int:
+    """Stream the rows (after the header) through the framer into the staging table with COPY;
+    the number of rows framed. Memory stays at about one chunk whatever the file's size."""
+    framer = _Framer(columns=len(names))
+
+    async def payload() -> AsyncIterator[bytes]:
+        if rest:
+            out = framer.feed(rest)
+            if out:
+                yield out
+        async for chunk in chunks:
+            out = framer.feed(chunk)
+            if out:
+                yield out
+        out = framer.finish()
+        if out:
+            yield out
+
+    conn = await raw_connection(await session.connection())
+    await conn.copy_to_table(_STAGING, source=payload(), columns=["line", "problem", *names], format="csv")
+    return framer.rows
+
+
+async def _analyze_checked(session: AsyncSession) -> None:
+    """Give the planner statistics on the checked rows.
+
+    Without them it guesses the new table's size and, against a large register, probes the
+    unique index once per row where one hash join is 5x faster. A small sample is enough to
+    tell, and takes a tenth of the time of the default one.
+    """
+    setting = "SELECT set_config('default_statistics_target', :value, true)"  # SET LOCAL
+    previous = (
+        await session.execute(text("SELECT current_setting('default_statistics_target')"))
+    ).scalar_one()
+    await session.execute(text(setting), {"value": "10"})
+    await session.execute(text(f"ANALYZE {_CHECKED}"))
+    await session.execute(text(setting), {"value": previous})
+
+
+async def _check_as_of(session: AsyncSession, as_of: dt.date) -> None:
+    """Extracts must come in date order, or listing periods would end before they start."""
+    if as_of > dt.date.today() + dt.timedelta(days=1):
+        raise InvalidInput(f"as_of {as_of} is in the future; give the date of the extract")
+    latest = (
+        await session.execute(text("SELECT max(as_of) FROM register_imports WHERE kind = 'residents'"))
+    ).scalar_one()
+    if latest is not None and as_of < latest:
+        raise InvalidInput(
+            f"as_of {as_of} is before the last residents import's as_of ({latest}); "
+            "register extracts must be imported in date order"
+        )
+
+
+async def _collect_rejects(
+    session: AsyncSession,
+    summary: ImportSummary,
+    limit: int | None,
+    on_reject: RejectSink | None,
+) -> None:
+    """Stream the rejects in line order into the summary (up to ``limit``) and ``on_reject``."""
+    if not summary.rejected:
+        return
+    # An SQL cursor, closed before the temp tables are dropped: memory stays flat however many.
+    await session.execute(text(f"DECLARE residents_import_rejects NO SCROLL CURSOR FOR {_REJECTS_SQL}"))
+    while rows := (await session.execute(text("FETCH 5000 FROM residents_import_rejects"))).all():
+        for line, column, reason in rows:
+            reject = Reject(line=line, column=column, reason=reason)
+            if limit is None or len(summary.rejects) < limit:
+                summary.rejects.append(reject)
+            if on_reject is not None:
+                on_reject(reject)
+    await session.execute(text("CLOSE residents_import_rejects"))
+    summary.rejects_truncated = summary.rejected - len(summary.rejects)

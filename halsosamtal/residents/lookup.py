@@ -1,0 +1,105 @@
+"""Looking up one resident by personnummer (sent in a body, never in a URL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from halsosamtal.core.errors import InvalidInput, NotFound
+from halsosamtal.core.http import StrictModel
+from halsosamtal.residents import personnummer as pnr
+from halsosamtal.residents.models import ListingPeriod, Resident
+from halsosamtal.units.models import CareUnit
+
+
+class ResidentLookup(StrictModel):
+    personnummer: str = Field(
+        min_length=10,
+        max_length=13,
+        examples=["19880320-0016"],
+        description="10 or 12 digits, with or without '-' or '+'",
+    )
+
+
+class Address(BaseModel):
+    address_line: str | None
+    postal_code: str | None
+    city: str | None
+
+
+class ListingOut(BaseModel):
+    care_unit: str = Field(description="HSA-id")
+    listed_from: dt.date
+    listed_to: dt.date | None = Field(description="Exclusive; null while listed")
+
+
+class ResidentOut(BaseModel):
+    personnummer: str = Field(description="YYYYMMDD-NNNC")
+    coordination_number: bool
+    birth_date: dt.date
+    sex: str = Field(description="female or male, from the personnummer")
+    care_unit: str | None = Field(description="HSA-id of the unit listed at now; null: not listed")
+    municipality: str | None
+    deso: str | None
+    protected_identity: bool
+    address: Address | None = Field(
+        description="Null for a resident with protected identity: their address is never "
+        "stored from the register nor shown"
+    )
+    phone: str | None
+    digital_mailbox: bool
+    language: str
+    deceased_on: dt.date | None
+    emigrated_on: dt.date | None
+    moved_out_on: dt.date | None
+    listings: list[ListingOut] = Field(description="Listing history, oldest first")
+    updated_at: dt.datetime
+
+
+async def lookup(session: AsyncSession, value: str) -> ResidentOut:
+    try:
+        identity = pnr.parse(value)
+    except pnr.InvalidPersonnummer as exc:
+        raise InvalidInput(f"personnummer: {exc.reason}", field="personnummer") from exc
+    row = (
+        await session.execute(
+            select(Resident, CareUnit.hsa_id)
+            .outerjoin(CareUnit, CareUnit.id == Resident.care_unit_id)
+            .where(Resident.personnummer == identity.personnummer)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("no resident with that personnummer in the register")
+    resident, hsa_id = row
+    listings = await session.execute(
+        select(CareUnit.hsa_id, ListingPeriod.listed_from, ListingPeriod.listed_to)
+        .join(CareUnit, CareUnit.id == ListingPeriod.care_unit_id)
+        .where(ListingPeriod.resident_id == resident.id)
+        .order_by(ListingPeriod.listed_from, ListingPeriod.id)
+    )
+    return ResidentOut(
+        personnummer=pnr.format_long(resident.personnummer),
+        coordination_number=resident.coordination_number,
+        birth_date=resident.birth_date,
+        sex="male" if resident.sex == "M" else "female",
+        care_unit=hsa_id,
+        municipality=resident.municipality,
+        deso=resident.deso,
+        protected_identity=resident.protected_identity,
+        address=None
+        if resident.protected_identity
+        else Address(
+            address_line=resident.address_line, postal_code=resident.postal_code, city=resident.city
+        ),
+        phone=resident.phone,
+        digital_mailbox=resident.digital_mailbox,
+        language=resident.language,
+        deceased_on=resident.deceased_on,
+        emigrated_on=resident.emigrated_on,
+        moved_out_on=resident.moved_out_on,
+        listings=[ListingOut(care_unit=h, listed_from=f, listed_to=t) for h, f, t in listings],
+        updated_at=resident.updated_at,
+    )
