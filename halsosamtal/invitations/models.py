@@ -42,14 +42,16 @@ class Invitation(TimestampMixin, Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    year: Mapped[int] = mapped_column(ForeignKey("programme_years.year", ondelete="RESTRICT"))
+    # No foreign key to programme_years or batch_runs: each costs a row lock per invitation in
+    # the batch, and neither a year nor a batch record is ever deleted.
+    year: Mapped[int] = mapped_column(SmallInteger)
     age: Mapped[int] = mapped_column(SmallInteger)
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="RESTRICT"))
     care_unit_id: Mapped[int] = mapped_column(
         ForeignKey("care_units.id", ondelete="RESTRICT"),
         comment="The unit that invites: where the resident is listed (moves with the listing until booked)",
     )
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batch_runs.id", ondelete="SET NULL"), index=True)
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, comment="The batch run that created it")
     planned_send_on: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(Text, default="planned", server_default="planned")
     sent_at: Mapped[datetime | None] = mapped_column(

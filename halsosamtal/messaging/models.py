@@ -56,7 +56,9 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="RESTRICT"))
+    # No foreign key on resident_id: the message's invitation already ties it to the resident,
+    # and the batch writes one message per invitation, where each check costs a row lock.
+    resident_id: Mapped[int] = mapped_column(BigInteger)
     invitation_id: Mapped[int | None] = mapped_column(
         ForeignKey("invitations.id", ondelete="RESTRICT")
     )

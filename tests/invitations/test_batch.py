@@ -156,10 +156,13 @@ async def test_an_interrupted_run_is_completed_by_the_next(
     _, expected = await _region(sessionmaker, make_unit)
     first = await _new_batch(sessionmaker)
 
-    def die_after_first_unit(done: int, total: int) -> None:
-        raise KeyboardInterrupt
+    class Killed(Exception):
+        pass
 
-    with pytest.raises(KeyboardInterrupt):
+    def die_after_first_unit(done: int, total: int) -> None:
+        raise Killed
+
+    with pytest.raises(Killed):
         await batch.run(
             sessionmaker, 2027, AS_OF, batch_id=first, actor="test", progress=die_after_first_unit
         )
