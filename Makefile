@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_LINK_MODE := copy
 
-.PHONY: help install run test test-fast lint fmt typecheck openapi migrate stop bench-import clean
+.PHONY: help install run test test-fast lint fmt openapi migrate stop bench-import bench-batch clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ stop: install ## Stop the embedded Postgres and Redis, if running
 
 bench-import: install ## Benchmark: import 1,000,000 residents vs a raw COPY
 	$(UV) run --frozen --no-sync python bench/import_residents.py
+
+bench-batch: install ## Benchmark: a 2,500,000-resident register's invitation batch
+	$(UV) run --frozen --no-sync python bench/batch.py
 
 clean: ## Remove the environment and caches (keeps .data)
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache
