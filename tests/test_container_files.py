@@ -18,7 +18,7 @@ import pytest
 import typer.main
 import yaml
 
-from halsosamtal.cli import app as cli_app
+from halsosamtal.cli.app import app as cli_app
 from halsosamtal.core.runtime import WORKER_HEARTBEAT_KEY
 from halsosamtal.core.settings import PROJECT_ROOT
 from services.api.health import router as health_router

@@ -12,6 +12,9 @@ from halsosamtal.cli import dev
 from halsosamtal.cli.common import console, database_url
 from halsosamtal.cli.groups import import_app
 from halsosamtal.invitations.cli import app as batch_app
+from halsosamtal.invitations.lifecycle_cli import app as invitations_app
+from halsosamtal.invitations.lifecycle_cli import reminders_app
+from halsosamtal.messaging.cli import app as messages_app
 from halsosamtal.programmes.cli import app as programme_app
 from halsosamtal.residents import cli as _residents_cli  # noqa: F401 - registers its commands
 from halsosamtal.units import cli as _units_cli  # noqa: F401 - registers its commands
@@ -27,6 +30,9 @@ app.add_typer(clients_app, name="clients")
 app.add_typer(import_app, name="import")
 app.add_typer(programme_app, name="programme")
 app.add_typer(batch_app, name="batch")
+app.add_typer(invitations_app, name="invitations")
+app.add_typer(reminders_app, name="reminders")
+app.add_typer(messages_app, name="messages")
 app.add_typer(dev.app, name="dev")
 app.command("demo-data")(dev.demo_data)
 

@@ -57,6 +57,47 @@ class Settings(BaseSettings):
         None, description="HMAC-SHA256 key that signs notification webhook requests."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    messaging_gateway: Literal["letters", "webhook"] = Field(
+        "letters",
+        description="How messages leave the service. 'letters': every message is a letter in the "
+        "daily print file (no electronic route is configured, so none is chosen). 'webhook': "
+        "digital mailbox and SMS go to the notification webhook, letters still to the print file.",
+    )
+    letters_dir: Path | None = Field(
+        None,
+        description="Directory of the daily print files (letters-YYYY-MM-DD.csv). Empty: <data_dir>/letters.",
+    )
+    webhook_url: str | None = Field(
+        None,
+        description="Notification service URL for the 'webhook' gateway; https (plain http only "
+        "to a loopback address).",
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Timeout of one webhook request, whole request included."
+    )
+    template_dir: Path | None = Field(
+        None,
+        description="Directory whose message templates (same file names) replace the built-in "
+        "ones. Empty: the built-in texts only.",
+    )
+    booking_url: str = Field(
+        "https://www.1177.se",
+        min_length=1,
+        description="Where residents book; printed in invitations and reminders.",
+    )
+    delivery_max_attempts: int = Field(
+        8,
+        ge=1,
+        le=50,
+        description="Delivery tries before a message is marked failed (a permanent error fails it at once).",
+    )
+    delivery_lease_s: int = Field(
+        600,
+        ge=30,
+        le=86_400,
+        description="How long a message claimed for delivery may stay 'sending' before another "
+        "pass takes it over (its worker died). Longer than one delivery chunk can take.",
+    )
 
     @model_validator(mode="after")
     def _production_is_explicit(self) -> Settings:
@@ -74,7 +115,14 @@ class Settings(BaseSettings):
                     f"production needs {', '.join(missing)} set explicitly; "
                     "embedded servers are for development only"
                 )
+            if self.messaging_gateway == "webhook" and not (self.webhook_url and self.webhook_secret):
+                raise ValueError("the webhook gateway needs WEBHOOK_URL and WEBHOOK_SECRET in production")
         return self
+
+    @property
+    def letters_directory(self) -> Path:
+        """Where the daily print files go: ``letters_dir``, else ``<data_dir>/letters``."""
+        return self.letters_dir if self.letters_dir is not None else self.data_dir / "letters"
 
 
 @lru_cache

@@ -34,12 +34,8 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        CheckConstraint(
-            "kind IN (" + ", ".join(f"'{k}'" for k in MESSAGE_KINDS) + ")", name="kind"
-        ),
-        CheckConstraint(
-            "status IN (" + ", ".join(f"'{s}'" for s in MESSAGE_STATUSES) + ")", name="status"
-        ),
+        CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in MESSAGE_KINDS) + ")", name="kind"),
+        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in MESSAGE_STATUSES) + ")", name="status"),
         CheckConstraint(
             "channel IS NULL OR channel IN (" + ", ".join(f"'{c}'" for c in CHANNELS) + ")",
             name="channel",
@@ -59,9 +55,7 @@ class Message(Base):
     # No foreign key on resident_id: the message's invitation already ties it to the resident,
     # and the batch writes one message per invitation, where each check costs a row lock.
     resident_id: Mapped[int] = mapped_column(BigInteger)
-    invitation_id: Mapped[int | None] = mapped_column(
-        ForeignKey("invitations.id", ondelete="RESTRICT")
-    )
+    invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id", ondelete="RESTRICT"))
     kind: Mapped[str] = mapped_column(Text)
     sequence: Mapped[int] = mapped_column(
         SmallInteger, default=0, server_default="0", comment="Reminder number; 0 for other kinds"
@@ -87,9 +81,7 @@ class DeliveryAttempt(Base):
     __tablename__ = "delivery_attempts"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    message_id: Mapped[int] = mapped_column(
-        ForeignKey("messages.id", ondelete="CASCADE"), index=True
-    )
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     gateway: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(Text, comment="sent, retry or failed")

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from halsosamtal.cli.common import console, err_console, progress, run_in_transaction
 from halsosamtal.cli.groups import import_app
 from halsosamtal.core.imports import ImportSummary, Reject
+from halsosamtal.invitations.lifecycle import apply_register_changes
 from halsosamtal.residents.importer import import_residents
 
 CHUNK_BYTES = 1 << 20
@@ -117,7 +118,7 @@ def import_residents_command(
             bar.update(task, description="merging into the register")
 
         async def work(session: AsyncSession) -> ImportSummary:
-            return await import_residents(
+            summary = await import_residents(
                 session,
                 chunks(),
                 as_of=extract_date,
@@ -127,6 +128,10 @@ def import_residents_command(
                 reject_limit=0,
                 on_reject=report.add,
             )
+            # In the same transaction: invitations of residents who died or moved are withdrawn,
+            # and open ones follow a listing to another participating unit.
+            await apply_register_changes(session, extract_date, actor="cli")
+            return summary
 
         try:
             summary = run_in_transaction(work)

@@ -12,6 +12,7 @@ from halsosamtal.core.auth import Operator
 from halsosamtal.core.errors import InvalidInput
 from halsosamtal.core.http import Session, problem_responses
 from halsosamtal.core.imports import ImportSummary
+from halsosamtal.invitations.lifecycle import apply_register_changes
 from halsosamtal.residents.importer import COLUMNS, DEFAULT_REJECT_LIMIT, import_residents
 from halsosamtal.residents.lookup import ResidentLookup, ResidentOut, lookup
 
@@ -72,15 +73,20 @@ async def import_residents_endpoint(
         raise InvalidInput(f"send the register as text/csv, not {media_type}", field="body")
     # A register extract takes longer than the per-statement budget of an ordinary request.
     await session.execute(text("SET LOCAL statement_timeout = 0"))
-    return await import_residents(
+    day = as_of or dt.date.today()
+    summary = await import_residents(
         session,
         request.stream(),
-        as_of=as_of or dt.date.today(),
+        as_of=day,
         snapshot=snapshot,
         source="api",
         actor=principal.name,
         reject_limit=DEFAULT_REJECT_LIMIT,
     )
+    # In the same transaction: invitations of residents who died or moved are withdrawn, and
+    # open ones follow a listing to another participating unit.
+    await apply_register_changes(session, day, actor=principal.name)
+    return summary
 
 
 @router.post(

@@ -3,9 +3,21 @@
 from fastapi import APIRouter
 
 from halsosamtal.cohort.router import router as cohort
+from halsosamtal.invitations.history import router as invitation_history
+from halsosamtal.invitations.portal import router as portal
 from halsosamtal.invitations.router import router as invitations
+from halsosamtal.messaging.router import router as messages
 from halsosamtal.programmes.router import router as programmes
 from halsosamtal.residents.router import router as residents
 from halsosamtal.units.router import router as units
 
-ROUTERS: list[APIRouter] = [units, residents, programmes, cohort, invitations]
+ROUTERS: list[APIRouter] = [
+    units,
+    residents,
+    programmes,
+    cohort,
+    invitations,
+    invitation_history,
+    messages,
+    portal,
+]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from arq import cron
 
@@ -56,6 +57,8 @@ class WorkerSettings:
     on_shutdown = shutdown
     queue_name = get_settings().queue_name
     redis_settings = _redis()
+    # Cron times (release 06:00, reminders 07:00, ...) are the region's local time.
+    timezone = ZoneInfo("Europe/Stockholm")
     job_timeout = 3600
     max_tries = 5
     health_check_interval = 30

@@ -654,7 +654,8 @@ def test_cli_imports_writes_the_reject_report_and_exits_2(
     # (engine: the harness empties the tables through it after the test.)
     from typer.testing import CliRunner
 
-    from halsosamtal.cli import app, common
+    from halsosamtal.cli import common
+    from halsosamtal.cli.app import app
 
     monkeypatch.setattr(common, "database_url", lambda: database_url)
     source = tmp_path / "register.csv"

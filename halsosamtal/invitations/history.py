@@ -1,0 +1,29 @@
+"""Operators: an invitation's status history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from halsosamtal.core.auth import Operator
+from halsosamtal.core.http import Session, problem_responses
+from halsosamtal.invitations import lifecycle
+from halsosamtal.invitations.lifecycle import InvitationHistory
+
+router = APIRouter(prefix="/invitations", tags=["invitations"])
+
+
+@router.get(
+    "/{invitation_id}/history",
+    operation_id="get_invitation_history",
+    response_model=InvitationHistory,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_invitation_history(
+    invitation_id: Annotated[int, Path(ge=1)], session: Session, principal: Operator
+) -> InvitationHistory:
+    """Every status change of the invitation, oldest first: from, to, when, why and by whom
+    (an API client's name, `cli` or `worker`). A listing move is recorded with the status
+    unchanged and the units in the reason."""
+    return await lifecycle.history(session, invitation_id)

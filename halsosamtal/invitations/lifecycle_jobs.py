@@ -1,0 +1,60 @@
+"""Worker jobs of the invitation lifecycle: reminders, expiry, withdrawal and listing moves.
+
+Jobs take plain values (``as_of`` as an ISO date, default today in Sweden), open their own
+transaction per chunk and are idempotent: a second run for the same day changes nothing.
+Cron times are in the worker's time zone (run it in Europe/Stockholm).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from arq import cron
+from arq.worker import func
+
+from halsosamtal.core.runtime import Resources
+from halsosamtal.invitations import lifecycle
+from halsosamtal.messaging.outbox import today
+
+REMINDERS_TIMEOUT_S = 1800
+UPKEEP_TIMEOUT_S = 1800
+
+
+def _day(as_of: str | None) -> date:
+    return date.fromisoformat(as_of) if as_of else today()
+
+
+async def send_reminders(ctx: dict[str, Any], as_of: str | None = None) -> dict[str, Any]:
+    """Create the reminders due on ``as_of`` and release them (with anything else due)."""
+    resources: Resources = ctx["resources"]
+    run = await lifecycle.run_reminders(resources.sessionmaker, resources.settings, _day(as_of))
+    return run.as_dict()
+
+
+async def expire_invitations(ctx: dict[str, Any], as_of: str | None = None) -> dict[str, int]:
+    """Expire planned and open invitations whose last valid day has passed."""
+    resources: Resources = ctx["resources"]
+    return (await lifecycle.expire_all(resources.sessionmaker, _day(as_of), actor="worker")).as_dict()
+
+
+async def withdraw_invitations(ctx: dict[str, Any], as_of: str | None = None) -> dict[str, int]:
+    """Withdraw invitations of residents who died or left, and move invitations with listings
+    (the safety net behind the resident import's own call)."""
+    resources: Resources = ctx["resources"]
+    return (await lifecycle.withdraw_all(resources.sessionmaker, _day(as_of), actor="worker")).as_dict()
+
+
+FUNCTIONS: list[Any] = [
+    func(send_reminders, timeout=REMINDERS_TIMEOUT_S),
+    func(expire_invitations, timeout=UPKEEP_TIMEOUT_S),
+    func(withdraw_invitations, timeout=UPKEEP_TIMEOUT_S),
+]
+"""For ``WorkerSettings.functions``."""
+
+CRON_JOBS: list[Any] = [
+    cron(send_reminders, hour={7}, minute={0}, unique=True, timeout=REMINDERS_TIMEOUT_S),
+    cron(expire_invitations, hour={2}, minute={0}, unique=True, timeout=UPKEEP_TIMEOUT_S),
+    cron(withdraw_invitations, hour={2}, minute={0}, unique=True, timeout=UPKEEP_TIMEOUT_S),
+]
+"""Reminders daily at 07:00 (after the 06:00 release); expiry and withdrawal daily at 02:00."""

@@ -1,0 +1,60 @@
+"""The patient portal's calls for the resident it acts for: their invitation, and declining it.
+
+Identity: the portal has logged the resident in and asserts who they are by sending their
+personnummer in the request body (never in the URL, where it would reach access logs). The
+service trusts a client with the ``portal`` role for that assertion; it will move to a signed
+token per resident, so the portal can act only for a resident who is logged in right now.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import Field
+
+from halsosamtal.access.schemas import Principal
+from halsosamtal.core.auth import require
+from halsosamtal.core.http import Session, problem_responses
+from halsosamtal.invitations import lifecycle
+from halsosamtal.invitations.lifecycle import ResidentInvitation
+from halsosamtal.residents.lookup import ResidentLookup
+
+router = APIRouter(prefix="/portal", tags=["portal"])
+
+Portal = Annotated[Principal, Depends(require("portal"))]
+
+
+class DeclineRequest(ResidentLookup):
+    invitation_id: int = Field(ge=1, description="`id` of the resident's invitation")
+
+
+@router.post(
+    "/invitation",
+    operation_id="portal_get_invitation",
+    response_model=ResidentInvitation,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_invitation(body: ResidentLookup, session: Session, principal: Portal) -> ResidentInvitation:
+    """The logged-in resident's current invitation (planned, open or booked): unit, year, age,
+    last valid day and status. 404 `no-invitation` when there is none.
+
+    The resident is named by `personnummer` in the body, asserted by the portal; this will move
+    to a signed token per resident."""
+    return await lifecycle.current_invitation(session, body.personnummer)
+
+
+@router.post(
+    "/invitation/decline",
+    operation_id="portal_decline_invitation",
+    response_model=ResidentInvitation,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def decline_invitation(body: DeclineRequest, session: Session, principal: Portal) -> ResidentInvitation:
+    """The resident declines their invitation: no reminders or other messages about it follow.
+
+    404 `no-invitation` when `invitation_id` is not this resident's invitation; 409
+    `invitation-closed` when it is booked, completed, withdrawn or expired. Declining twice
+    answers the same. The resident is named by `personnummer` in the body, asserted by the
+    portal; this will move to a signed token per resident."""
+    return await lifecycle.decline(session, body.personnummer, body.invitation_id, actor=principal.name)

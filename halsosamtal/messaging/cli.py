@@ -1,0 +1,124 @@
+"""``halsosamtal messages``: release, deliver, list failures, retry."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from halsosamtal.cli.common import console, fail, print_json, run_in_transaction, with_sessionmaker
+from halsosamtal.core.errors import DomainError
+from halsosamtal.core.settings import get_settings
+from halsosamtal.messaging import outbox
+from halsosamtal.messaging.models import CHANNELS
+from halsosamtal.messaging.templates import MESSAGE_KINDS
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Messages to residents: release, delivery, failures.", no_args_is_help=True)
+
+AsOf = Annotated[
+    dt.datetime | None,
+    typer.Option(formats=["%Y-%m-%d"], help="Run as on this day (default today, Swedish time)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def run_chunked(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """Run ``work``, which commits chunk by chunk, on the CLI's database; a domain error is
+    printed and exits 1."""
+
+    async def go() -> T:
+        async with with_sessionmaker() as sessionmaker:
+            return await work(sessionmaker)
+
+    try:
+        return asyncio.run(go())
+    except DomainError as exc:
+        fail(exc.detail)
+
+
+def _day(as_of: dt.datetime | None) -> dt.date:
+    return as_of.date() if as_of else outbox.today()
+
+
+@app.command("release")
+def release(as_of: AsOf = None, json_out: Json = False) -> None:
+    """Queue the messages whose send date has come: choose each one's channel and render its
+    text; invitation messages open their invitations. Safe to run again."""
+    day = _day(as_of)
+    result = run_chunked(lambda sm: outbox.release_due(sm, get_settings(), day, actor="cli"))
+    if json_out:
+        print_json(result.as_dict())
+        return
+    console.print(
+        f"release {day}: {result.queued} queued, {result.failed} failed (no channel), "
+        f"{result.opened} invitations opened, {result.cancelled} cancelled"
+    )
+    for error in result.template_errors:
+        console.print(f"[red]template error, messages left planned:[/red] {error}", highlight=False)
+    if result.template_errors:
+        raise typer.Exit(1)
+
+
+@app.command("deliver")
+def deliver(json_out: Json = False) -> None:
+    """One delivery pass: send every due queued message (letters to the day's print file) and
+    take over messages whose worker died mid-send."""
+    report = run_chunked(lambda sm: outbox.deliver_due(sm, get_settings()))
+    if json_out:
+        print_json(report.as_dict())
+        return
+    console.print(
+        f"delivery: {report.claimed} claimed, {report.sent} sent, {report.retried} to retry, "
+        f"{report.failed} failed, {report.cancelled} cancelled"
+    )
+    for path in report.print_files:
+        console.print(f"print file {path}", highlight=False, soft_wrap=True)
+
+
+@app.command("failed")
+def failed(
+    kind: Annotated[str | None, typer.Option(help="Only this kind, e.g. invitation, reminder.")] = None,
+    channel: Annotated[str | None, typer.Option(help="Only this channel, e.g. sms, letter.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 50,
+    json_out: Json = False,
+) -> None:
+    """List failed messages, newest first."""
+    if kind is not None and kind not in MESSAGE_KINDS:
+        raise typer.BadParameter(f"one of {', '.join(MESSAGE_KINDS)}", param_hint="--kind")
+    if channel is not None and channel not in CHANNELS:
+        raise typer.BadParameter(f"one of {', '.join(CHANNELS)}", param_hint="--channel")
+    page = run_in_transaction(lambda s: outbox.list_failed(s, kind=kind, channel=channel, limit=limit))
+    if json_out:
+        print_json([m.model_dump(mode="json") for m in page.items])
+        return
+    table = Table("id", "kind", "#", "channel", "invitation", "attempts", "last error", "last try")
+    for m in page.items:
+        table.add_row(
+            str(m.id),
+            m.kind,
+            str(m.sequence or ""),
+            m.channel or "-",
+            str(m.invitation_id or ""),
+            str(m.attempts),
+            m.last_error or "",
+            m.last_attempt_at.isoformat(timespec="seconds") if m.last_attempt_at else "",
+        )
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"(more than {limit}; use --limit)")
+
+
+@app.command("retry")
+def retry(message_id: Annotated[int, typer.Argument(help="Id of a failed message.")]) -> None:
+    """Give a failed message one more try: queued again with its text, or released again when
+    it never had a channel (e.g. no_address, after the register was corrected)."""
+    out = run_in_transaction(lambda s: outbox.retry_message(s, get_settings(), message_id, actor="cli"))
+    detail = f" ({out.last_error})" if out.status == "failed" and out.last_error else ""
+    console.print(f"message {out.id}: {out.status}{detail}", highlight=False)

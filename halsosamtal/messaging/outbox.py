@@ -1,0 +1,973 @@
+"""The message outbox: release due messages, deliver queued ones, list and retry failures.
+
+A message's life (``messages.status``)::
+
+    planned -> queued -> sending -> sent
+                           sending -> queued again (retryable, after a backoff) or failed
+    planned -> failed      (no channel reaches the resident, e.g. no_address)
+    planned or queued -> cancelled   (its invitation closed before it went out)
+    failed -> queued       (an operator's retry; through release again if it never had a channel)
+
+**Release** (daily, and after reminders are created): every planned message whose send date has
+come and whose invitation is still planned or open gets its channel chosen and its text
+rendered, and becomes queued; an invitation message opens its invitation (planned -> open, with
+a history row) in the same transaction. Rows are taken in chunks with ``FOR UPDATE ... SKIP
+LOCKED``, so two workers releasing at once each take different rows and none is queued twice.
+
+**Delivery** (every minute): queued messages that are due are *claimed*: set to ``sending``
+with a lease (``next_attempt_at`` = now + ``delivery_lease_s``) and one more attempt, and the
+claim is committed before anything leaves the service. Then each is delivered and the outcome
+recorded, guarded by ``status = 'sending' AND attempts = <the claim's attempt>``, so a slow
+worker whose lease was taken over cannot overwrite the newer attempt's outcome. A worker that
+dies mid-send leaves the message ``sending``; when the lease runs out another pass claims it
+again and sends it with the same id, which the gateway dedupes (``Idempotency-Key``). So a
+message is never lost, and a retry is never a second message.
+
+**Gateways** (``settings.messaging_gateway``): with ``letters`` no electronic route exists, so
+release chooses among letter channels only and every message is printed; with ``webhook``
+digital mailbox and SMS go to the notification webhook and letters still go to the print file.
+
+**Letters** go to one print file per day (Europe/Stockholm). A letter's day is fixed when it is
+first claimed (its ``sent_at`` is set then, and kept if the claim is taken over), and the file
+is rewritten whole from every letter of that day that is ``sending`` or ``sent``, under a
+per-day advisory lock, so concurrent writers never drop each other's letters and a rewrite after
+a crash gives the identical file (``letters.write_print_file`` then leaves it untouched). The
+print file of a day is complete at the end of that day; a pickup before then sees a file that
+may still grow. For a letter, ``sent`` means "in the print file".
+
+Timestamps written by a run for a given day (``as_of``) are "now, moved to that day" (see
+``moment``), so a run for a past or future day (the CLI's ``--as-of``) writes the dates that day
+would have written, and reminders counted from them fall on the right days.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import httpx
+from pydantic import BaseModel, Field
+from sqlalchemy import DateTime, bindparam, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from halsosamtal.core.database import session_scope
+from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
+from halsosamtal.core.http import Page, decode_cursor, encode_cursor
+from halsosamtal.core.settings import Settings
+from halsosamtal.invitations.models import Invitation
+from halsosamtal.messaging.channels import Channel, Recipient, Undeliverable, choose_channel
+from halsosamtal.messaging.letters import PrintedLetter, write_print_file
+from halsosamtal.messaging.models import CHANNELS, DeliveryAttempt, Message
+from halsosamtal.messaging.templates import (
+    STOCKHOLM,
+    Form,
+    MessageContext,
+    MessageKind,
+    MessageTemplateError,
+    RenderedMessage,
+    render,
+    resolve_language,
+)
+from halsosamtal.messaging.webhook import OutgoingMessage, WebhookGateway, backoff
+from halsosamtal.residents.models import Resident
+from halsosamtal.units.models import CareUnit
+
+log = logging.getLogger("halsosamtal.messaging")
+
+RELEASE_CHUNK = 2000
+"""Messages rendered and queued per transaction."""
+DELIVERY_CHUNK = 100
+"""Electronic messages claimed at once: with ``DELIVERY_CONCURRENCY`` sends in flight and a 10 s
+timeout a chunk takes at most ~100 s, well inside the default 600 s lease."""
+LETTER_CHUNK = 5000
+"""Letters claimed at once: each claim rewrites the day's print file, so take many at a time."""
+DELIVERY_CONCURRENCY = 10
+
+ACTIVE_INVITATION_STATUSES = ("planned", "open")
+LETTER_CHANNELS: tuple[Channel, ...] = ("letter", "letter_protected")
+_LETTERS_LOCK_CLASS = 0x4C455454  # 'LETT': the advisory-lock namespace of print-file days
+
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+class MessageNotFound(NotFound):
+    code = "message-not-found"
+
+
+class MessageNotFailed(Conflict):
+    code = "message-not-failed"
+    title = "The message has not failed"
+
+
+class MessageNotRetryable(Conflict):
+    code = "message-not-retryable"
+    title = "The message may not be sent any more"
+
+
+# --- Time ---------------------------------------------------------------------------------------
+
+
+def today() -> date:
+    """Today in Sweden: the day the daily jobs run for."""
+    return datetime.now(STOCKHOLM).date()
+
+
+def moment(as_of: date, now: datetime | None = None) -> datetime:
+    """The timestamp a run for ``as_of`` writes: the current Swedish wall-clock time on that day.
+
+    For a run for today this is simply now. A run for another day (``--as-of``) writes that
+    day's date with today's time of day, so what it records (when an invitation went out, when
+    the last message was) is what a run on that day would have recorded.
+    """
+    current = (now or datetime.now(UTC)).astimezone(STOCKHOLM)
+    return (current + timedelta(days=(as_of - current.date()).days)).astimezone(UTC)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The start and end (exclusive) of a Swedish calendar day, as aware datetimes."""
+    start = datetime(day.year, day.month, day.day, tzinfo=STOCKHOLM)
+    end_day = day + timedelta(days=1)
+    return start, datetime(end_day.year, end_day.month, end_day.day, tzinfo=STOCKHOLM)
+
+
+# --- Release ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReleaseResult:
+    """What a release did. ``template_errors``: distinct rendering problems; those messages stay
+    planned and are released by the next run once the template is fixed."""
+
+    queued: int = 0
+    failed: int = 0
+    opened: int = 0
+    cancelled: int = 0
+    template_errors: list[str] = field(default_factory=list)
+
+    def add(self, other: ReleaseResult) -> None:
+        self.queued += other.queued
+        self.failed += other.failed
+        self.opened += other.opened
+        self.cancelled += other.cancelled
+        for error in other.template_errors:
+            if error not in self.template_errors:
+                self.template_errors.append(error)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """A message ready to store: queued on a channel, or failed because none reaches them."""
+
+    status: Literal["queued", "failed"]
+    channel: Channel | None
+    language: str
+    template: str
+    subject: str | None
+    body: str
+    error: str | None = None
+
+
+Renderer = Callable[[MessageKind, Form, str, MessageContext], RenderedMessage]
+
+
+def cached_renderer(settings: Settings) -> Renderer:
+    """``templates.render`` with the settings' override directory, remembering each text.
+
+    A release renders the same few texts over and over: they depend on the unit, year, age,
+    language and reminder number, not on who reads them. Meant for one chunk, so a template
+    edited on disk is picked up by the next one."""
+    cache: dict[tuple[MessageKind, Form, str, MessageContext], RenderedMessage] = {}
+
+    def cached(kind: MessageKind, form: Form, language: str, context: MessageContext) -> RenderedMessage:
+        key = (kind, form, resolve_language(language), context)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = render(kind, form, language, context, settings.template_dir)
+        return found
+
+    return cached
+
+
+def prepare(
+    kind: MessageKind,
+    recipient: Recipient,
+    context: MessageContext,
+    settings: Settings,
+    renderer: Renderer | None = None,
+) -> Rendering:
+    """Choose the channel for one message and render its text for that channel.
+
+    The short (SMS) form is rendered first because whether SMS is possible depends on whether
+    it fits. With the ``letters`` gateway the recipient's electronic routes are ignored: nothing
+    could carry them. Undeliverable -> ``failed`` with the reason (e.g. ``no_address``) and the
+    letter text, so an operator sees what would have been sent. Raises ``MessageTemplateError``.
+    """
+    draw = renderer or cached_renderer(settings)
+    chooser = recipient
+    if settings.messaging_gateway == "letters":
+        chooser = dataclasses.replace(recipient, digital_mailbox=False, phone=None)
+    short = draw(kind, "short", recipient.language, context)
+    try:
+        channel = choose_channel(chooser, short.body)
+    except Undeliverable as exc:
+        long = draw(kind, "long", recipient.language, context)
+        return Rendering("failed", None, long.language, long.template, long.subject, long.body, exc.reason)
+    chosen = short if channel == "sms" else draw(kind, "long", recipient.language, context)
+    return Rendering("queued", channel, chosen.language, chosen.template, chosen.subject, chosen.body)
+
+
+_CANCEL_ORPHANED_PLANNED = text("""
+UPDATE messages m SET status = 'cancelled'
+FROM invitations i
+WHERE i.id = m.invitation_id AND m.status = 'planned' AND m.send_on <= :as_of
+  AND i.status NOT IN ('planned', 'open')
+""")
+
+_APPLY_RELEASE = text("""
+UPDATE messages m
+SET status = v.status, channel = v.channel, language = v.language, template = v.template,
+    subject = v.subject, body = v.body, last_error = v.last_error, next_attempt_at = NULL,
+    queued_at = CASE WHEN v.status = 'queued' THEN CAST(:at AS timestamptz) END
+FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:channels AS text[]),
+            CAST(:languages AS text[]), CAST(:templates AS text[]), CAST(:subjects AS text[]),
+            CAST(:bodies AS text[]), CAST(:errors AS text[]))
+     AS v(id, status, channel, language, template, subject, body, last_error)
+WHERE m.id = v.id AND m.status = 'planned'
+""")
+
+# The invitation's own message went out: planned -> open, with its history row.
+_OPEN_INVITATIONS = text("""
+WITH v AS (
+  SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:reasons AS text[])) AS v(id, reason)
+), opened AS (
+  UPDATE invitations i
+  SET status = 'open', sent_at = CAST(:at AS timestamptz), last_message_at = CAST(:at AS timestamptz),
+      updated_at = now()
+  FROM v WHERE i.id = v.id AND i.status = 'planned'
+  RETURNING i.id, v.reason
+)
+INSERT INTO invitation_events (invitation_id, from_status, to_status, at, reason, actor)
+SELECT id, 'planned', 'open', CAST(:at AS timestamptz), reason, :actor FROM opened
+""")
+
+_TOUCH_INVITATIONS = text("""
+UPDATE invitations
+SET last_message_at = GREATEST(last_message_at, CAST(:at AS timestamptz)), updated_at = now()
+WHERE id = ANY(CAST(:ids AS bigint[]))
+""")
+
+
+async def _select_for_release(
+    session: AsyncSession,
+    *,
+    as_of: date | None,
+    after: int = 0,
+    limit: int = RELEASE_CHUNK,
+    ids: Sequence[int] | None = None,
+) -> Sequence[Any]:
+    """Planned messages of active invitations, locked; rows another worker holds are skipped."""
+    query = (
+        select(
+            Message.id,
+            Message.kind,
+            Message.sequence,
+            Message.invitation_id,
+            Invitation.status.label("invitation_status"),
+            Invitation.year,
+            Invitation.age,
+            Invitation.valid_until,
+            CareUnit.name.label("unit_name"),
+            Resident,
+        )
+        .join(Invitation, Invitation.id == Message.invitation_id)
+        .join(Resident, Resident.id == Message.resident_id)
+        .join(CareUnit, CareUnit.id == Invitation.care_unit_id)
+        .where(
+            Message.status == "planned",
+            Message.id > after,
+            Invitation.status.in_(ACTIVE_INVITATION_STATUSES),
+        )
+        .order_by(Message.id)
+        .limit(limit)
+        # Lock the invitation too: it changes in this transaction, and a decline or withdrawal
+        # (which locks the invitation, then its messages) then waits for us or is skipped,
+        # never deadlocks with us.
+        .with_for_update(of=[Message.__table__, Invitation.__table__], skip_locked=True)
+    )
+    if as_of is not None:
+        query = query.where(Message.send_on <= as_of)
+    if ids is not None:
+        query = query.where(Message.id.in_(list(ids)))
+    return (await session.execute(query)).all()
+
+
+async def _release_rows(
+    session: AsyncSession,
+    rows: Sequence[Any],
+    settings: Settings,
+    *,
+    at: datetime,
+    actor: str,
+) -> ReleaseResult:
+    """Render each selected message (Python), then store them all and open invitations (SQL)."""
+    result = ReleaseResult()
+    stored: list[tuple[int, Rendering]] = []
+    to_open: dict[int, str] = {}
+    touched: set[int] = set()
+    renderer = cached_renderer(settings)
+    for row in rows:
+        resident: Resident = row.Resident
+        context = MessageContext(
+            unit_name=row.unit_name,
+            year=row.year,
+            age=row.age,
+            valid_until=row.valid_until,
+            booking_url=settings.booking_url,
+            reminder_number=row.sequence if row.kind == "reminder" else None,
+        )
+        try:
+            rendering = prepare(
+                cast(MessageKind, row.kind), Recipient.from_resident(resident), context, settings, renderer
+            )
+        except MessageTemplateError as exc:
+            # A broken template is the deployment's fault, not the resident's: leave the message
+            # planned so the next release, after the fix, sends it; say so loudly meanwhile.
+            log.error("message %s not released: %s", row.id, exc)
+            if str(exc) not in result.template_errors:
+                result.template_errors.append(str(exc))
+            continue
+        stored.append((row.id, rendering))
+        if rendering.status == "failed":
+            result.failed += 1
+            continue
+        result.queued += 1
+        if row.invitation_id is not None:
+            touched.add(row.invitation_id)
+            if row.kind == "invitation" and row.invitation_status == "planned":
+                to_open[row.invitation_id] = f"invitation released ({rendering.channel})"
+    if not stored:
+        return result
+    await session.execute(
+        _APPLY_RELEASE,
+        {
+            "at": at,
+            "ids": [i for i, _ in stored],
+            "statuses": [r.status for _, r in stored],
+            "channels": [r.channel for _, r in stored],
+            "languages": [r.language for _, r in stored],
+            "templates": [r.template for _, r in stored],
+            "subjects": [r.subject for _, r in stored],
+            "bodies": [r.body for _, r in stored],
+            "errors": [r.error for _, r in stored],
+        },
+    )
+    if to_open:
+        opened = await session.execute(
+            _OPEN_INVITATIONS,
+            {"at": at, "actor": actor, "ids": list(to_open), "reasons": list(to_open.values())},
+        )
+        result.opened = _rowcount(opened)
+    rest = touched - set(to_open)
+    if rest:
+        await session.execute(_TOUCH_INVITATIONS, {"at": at, "ids": sorted(rest)})
+    return result
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def release_chunk(
+    session: AsyncSession,
+    settings: Settings,
+    as_of: date,
+    *,
+    after: int = 0,
+    limit: int = RELEASE_CHUNK,
+    at: datetime | None = None,
+    actor: str = "worker",
+) -> tuple[ReleaseResult, int | None]:
+    """Release up to ``limit`` due messages with ids above ``after`` in the caller's transaction.
+
+    Returns what it did and the last id it looked at (None when there was nothing left), which
+    the next chunk starts after: messages left planned by a template error are not retried in
+    the same run, and rows another worker holds are that worker's.
+    """
+    rows = await _select_for_release(session, as_of=as_of, after=after, limit=limit)
+    if not rows:
+        return ReleaseResult(), None
+    result = await _release_rows(session, rows, settings, at=at or moment(as_of), actor=actor)
+    return result, rows[-1].id
+
+
+async def release_due(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    as_of: date,
+    *,
+    chunk: int = RELEASE_CHUNK,
+    actor: str = "worker",
+) -> ReleaseResult:
+    """Release every message due on ``as_of``, one transaction per chunk (jobs and the CLI).
+
+    First cancels due planned messages whose invitation has closed (booked, declined, ...) so
+    they do not wait for ever. Safe to run twice, or in two workers at once.
+    """
+    total = ReleaseResult()
+    at = moment(as_of)
+    async with session_scope(sessionmaker) as session:
+        total.cancelled = _rowcount(await session.execute(_CANCEL_ORPHANED_PLANNED, {"as_of": as_of}))
+    after = 0
+    while True:
+        async with session_scope(sessionmaker) as session:
+            result, last = await release_chunk(
+                session, settings, as_of, after=after, limit=chunk, at=at, actor=actor
+            )
+        if last is None:
+            break
+        total.add(result)
+        after = last
+    log.info(
+        "release as_of=%s queued=%s failed=%s opened=%s cancelled=%s template_errors=%s",
+        as_of,
+        total.queued,
+        total.failed,
+        total.opened,
+        total.cancelled,
+        len(total.template_errors),
+    )
+    return total
+
+
+# --- Delivery -----------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    """What a delivery pass did."""
+
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    print_files: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A message claimed for delivery, with the attempt number that fences its outcome."""
+
+    id: int
+    kind: str
+    channel: str
+    language: str
+    subject: str | None
+    body: str
+    attempts: int
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one attempt, as stored: ``sent``, ``retry`` (queued again) or ``failed``."""
+
+    message_id: int
+    attempts: int
+    gateway: str
+    outcome: Literal["sent", "retry", "failed"]
+    http_status: int | None = None
+    error: str | None = None
+    delay_s: float = 0.0
+
+
+# Queued messages whose invitation closed meanwhile (booked, declined, ...) are cancelled, the
+# others are claimed: 'sending', one more attempt, and a lease until another pass may take them
+# over. A message left 'sending' by a dead worker is claimed again once its lease ran out.
+_CLAIM = text("""
+WITH due AS (
+  SELECT m.id,
+         m.status = 'queued' AND m.kind IN ('invitation', 'reminder')
+           AND i.status IS NOT NULL AND i.status NOT IN ('planned', 'open') AS stale
+  FROM messages m LEFT JOIN invitations i ON i.id = m.invitation_id
+  WHERE ((m.status = 'queued' AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= now()))
+         OR (m.status = 'sending' AND m.next_attempt_at <= now()))
+    AND (m.channel IN ('letter', 'letter_protected')) = :letters
+  ORDER BY m.id
+  LIMIT :limit
+  FOR UPDATE OF m SKIP LOCKED
+)
+UPDATE messages m
+SET status = CASE WHEN due.stale THEN 'cancelled' ELSE 'sending' END,
+    attempts = m.attempts + CASE WHEN due.stale THEN 0 ELSE 1 END,
+    next_attempt_at = CASE WHEN due.stale THEN NULL
+                           ELSE now() + make_interval(secs => :lease) END,
+    -- A letter's print day is fixed at its first claim and kept when the claim is taken over.
+    sent_at = CASE WHEN NOT due.stale AND m.channel IN ('letter', 'letter_protected')
+                   THEN coalesce(m.sent_at, now()) ELSE m.sent_at END
+FROM due WHERE m.id = due.id
+RETURNING m.id, m.kind, m.channel, m.language, m.subject, m.body, m.attempts, m.sent_at, m.status
+""")
+
+_APPLY_OUTCOMES = text("""
+WITH v AS (
+  SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS int[]), CAST(:outcomes AS text[]),
+                       CAST(:http AS int[]), CAST(:errors AS text[]), CAST(:delays AS float8[]),
+                       CAST(:gateways AS text[]))
+    AS v(id, attempts, outcome, http_status, error, delay, gateway)
+), done AS (
+  UPDATE messages m
+  SET status = CASE v.outcome WHEN 'sent' THEN 'sent' WHEN 'retry' THEN 'queued' ELSE 'failed' END,
+      sent_at = CASE WHEN v.outcome = 'sent' THEN coalesce(m.sent_at, now()) END,
+      next_attempt_at = CASE WHEN v.outcome = 'retry' THEN now() + make_interval(secs => v.delay) END,
+      last_error = CASE WHEN v.outcome = 'sent' THEN NULL ELSE v.error END
+  FROM v
+  -- Only the attempt that holds the claim may finish it.
+  WHERE m.id = v.id AND m.status = 'sending' AND m.attempts = v.attempts
+  RETURNING m.id
+)
+INSERT INTO delivery_attempts (message_id, gateway, outcome, http_status, error)
+SELECT v.id, v.gateway, v.outcome, v.http_status, v.error FROM v
+""")
+
+_GATHER_LETTERS = (
+    select(Message.id, Message.subject, Message.body, Resident)
+    .join(Resident, Resident.id == Message.resident_id)
+    .where(
+        Message.channel.in_(LETTER_CHANNELS),
+        Message.status.in_(("sending", "sent")),
+        Message.sent_at >= bindparam("start", type_=DateTime(timezone=True)),
+        Message.sent_at < bindparam("end", type_=DateTime(timezone=True)),
+    )
+)
+
+
+async def claim(
+    session: AsyncSession, *, letters: bool, limit: int, lease_s: int
+) -> tuple[list[Claimed], int]:
+    """Claim due messages (letters or electronic ones); returns them and how many were
+    cancelled because their invitation had closed."""
+    rows = (
+        await session.execute(_CLAIM, {"letters": letters, "limit": limit, "lease": float(lease_s)})
+    ).all()
+    claimed = [
+        Claimed(r.id, r.kind, r.channel, r.language or "sv", r.subject, r.body, r.attempts, r.sent_at)
+        for r in rows
+        if r.status == "sending"
+    ]
+    return claimed, sum(1 for r in rows if r.status == "cancelled")
+
+
+async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
+    """Store outcomes (fenced by attempt) and append one delivery attempt row for each."""
+    if not outcomes:
+        return
+    await session.execute(
+        _APPLY_OUTCOMES,
+        {
+            "ids": [o.message_id for o in outcomes],
+            "attempts": [o.attempts for o in outcomes],
+            "outcomes": [o.outcome for o in outcomes],
+            "http": [o.http_status for o in outcomes],
+            "errors": [o.error for o in outcomes],
+            "delays": [o.delay_s for o in outcomes],
+            "gateways": [o.gateway for o in outcomes],
+        },
+    )
+
+
+async def _recipients(session: AsyncSession, message_ids: Sequence[int]) -> dict[int, Recipient]:
+    rows = await session.execute(
+        select(Message.id, Resident)
+        .join(Resident, Resident.id == Message.resident_id)
+        .where(Message.id.in_(list(message_ids)))
+    )
+    return {r.id: Recipient.from_resident(r.Resident) for r in rows}
+
+
+def _failure(
+    item: Claimed,
+    gateway: str,
+    settings: Settings,
+    *,
+    retryable: bool,
+    error: str,
+    http_status: int | None = None,
+    delay_s: float = 0.0,
+) -> Outcome:
+    """``retry`` after ``delay_s`` while tries are left, else ``failed``."""
+    if retryable and item.attempts < settings.delivery_max_attempts:
+        return Outcome(item.id, item.attempts, gateway, "retry", http_status, error, delay_s)
+    return Outcome(item.id, item.attempts, gateway, "failed", http_status, error)
+
+
+async def _send_electronic(
+    items: Sequence[Claimed],
+    recipients: dict[int, Recipient],
+    gateway: WebhookGateway | None,
+    settings: Settings,
+) -> list[Outcome]:
+    semaphore = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+
+    async def one(item: Claimed) -> Outcome:
+        if gateway is None:
+            # Released while the webhook gateway was configured, delivered after it was not:
+            # fail visibly; an operator retries once the gateway is back.
+            return _failure(
+                item, "webhook", settings, retryable=False, error="webhook gateway not configured"
+            )
+        recipient = recipients.get(item.id)
+        if recipient is None:
+            return _failure(item, "webhook", settings, retryable=False, error="resident not in the register")
+        try:
+            message = OutgoingMessage(
+                message_id=str(item.id),
+                kind=cast(MessageKind, item.kind),
+                channel=cast(Any, item.channel),
+                language=resolve_language(item.language),
+                recipient=recipient,
+                body=item.body,
+                subject=item.subject,
+            )
+        except Undeliverable as exc:  # the register changed since release (no mailbox, no phone)
+            return _failure(item, "webhook", settings, retryable=False, error=exc.reason)
+        except ValueError as exc:
+            return _failure(item, "webhook", settings, retryable=False, error=str(exc)[:200])
+        async with semaphore:
+            result = await gateway.send(message)
+        if result.ok:
+            return Outcome(item.id, item.attempts, "webhook", "sent", http_status=result.status)
+        return _failure(
+            item,
+            "webhook",
+            settings,
+            retryable=result.outcome == "retryable",
+            error=result.error or result.outcome,
+            http_status=result.status,
+            delay_s=result.retry_delay(item.attempts),
+        )
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+async def _write_letters(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    items: Sequence[Claimed],
+    report: DeliveryReport,
+) -> list[Outcome]:
+    """Put claimed letters in their day's print file and record the outcomes, day by day."""
+    by_day: dict[date, list[Claimed]] = defaultdict(list)
+    for item in items:
+        assert item.sent_at is not None  # set by the claim
+        by_day[item.sent_at.astimezone(STOCKHOLM).date()].append(item)
+    outcomes: list[Outcome] = []
+    for day, claimed in sorted(by_day.items()):
+        ours = {item.id: item for item in claimed}
+        day_outcomes: list[Outcome] = []
+        async with session_scope(sessionmaker) as session:
+            # One writer per day at a time: each gathers after the previous one committed, so
+            # the file only grows and no writer drops letters another has just marked sent.
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:cls, :obj)"),
+                {"cls": _LETTERS_LOCK_CLASS, "obj": day.toordinal()},
+            )
+            start, end = day_bounds(day)
+            rows = await session.execute(_GATHER_LETTERS, {"start": start, "end": end})
+            letters: list[PrintedLetter] = []
+            refused: set[int] = set()
+            for row in rows:
+                recipient = Recipient.from_resident(row.Resident)
+                try:
+                    letters.append(
+                        PrintedLetter.for_recipient(str(row.id), recipient, row.subject or "", row.body or "")
+                    )
+                except ValueError as exc:
+                    # E.g. the address left the register since release: nothing to print on.
+                    refused.add(row.id)
+                    if row.id in ours:
+                        error = "no_address" if "address" in str(exc) else str(exc)[:200]
+                        day_outcomes.append(
+                            _failure(ours[row.id], "letters", settings, retryable=False, error=error)
+                        )
+                    else:
+                        log.warning("letter %s left out of the print file of %s: %s", row.id, day, exc)
+            printed = {int(letter.message_id) for letter in letters}
+            day_outcomes += [
+                _failure(item, "letters", settings, retryable=False, error="resident not in the register")
+                for item in claimed
+                if item.id not in printed and item.id not in refused
+            ]
+            try:
+                path = await asyncio.to_thread(_write_print_file, settings.letters_directory, day, letters)
+            except OSError as exc:
+                log.error("print file for %s not written: %s", day, exc.strerror or type(exc).__name__)
+                error = f"print file not written: {exc.strerror or type(exc).__name__}"
+                day_outcomes += [
+                    _failure(
+                        item, "letters", settings, retryable=True, error=error, delay_s=backoff(item.attempts)
+                    )
+                    for item in claimed
+                    if item.id in printed
+                ]
+            else:
+                if str(path) not in report.print_files:
+                    report.print_files.append(str(path))
+                day_outcomes += [
+                    Outcome(item.id, item.attempts, "letters", "sent")
+                    for item in claimed
+                    if item.id in printed
+                ]
+            await record_outcomes(session, day_outcomes)
+        outcomes += day_outcomes
+    return outcomes
+
+
+def _write_print_file(directory: Path, day: date, letters: list[PrintedLetter]) -> Path:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # readable by us only: addresses
+    return write_print_file(directory, day, letters)
+
+
+def _gateway(settings: Settings, client: httpx.AsyncClient | None) -> WebhookGateway | None:
+    if settings.messaging_gateway != "webhook" or not settings.webhook_url or settings.webhook_secret is None:
+        return None
+    return WebhookGateway(
+        settings.webhook_url,
+        settings.webhook_secret.get_secret_value().encode("utf-8"),
+        timeout=settings.webhook_timeout_s,
+        client=client,
+    )
+
+
+def _tally(report: DeliveryReport, outcomes: Sequence[Outcome]) -> None:
+    for o in outcomes:
+        if o.outcome == "sent":
+            report.sent += 1
+        elif o.outcome == "retry":
+            report.retried += 1
+        else:
+            report.failed += 1
+
+
+async def deliver_due(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    *,
+    client: httpx.AsyncClient | None = None,
+    time_budget_s: float | None = None,
+    letter_chunk: int = LETTER_CHUNK,
+    chunk: int = DELIVERY_CHUNK,
+) -> DeliveryReport:
+    """One delivery pass: claim and deliver due messages until none is left (or the time budget
+    is spent; the next pass goes on). Letters first, in large claims, then electronic ones."""
+    report = DeliveryReport()
+    deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
+    gateway = _gateway(settings, client)
+    try:
+        for letters in (True, False):
+            while deadline is None or time.monotonic() < deadline:
+                async with session_scope(sessionmaker) as session:
+                    claimed, cancelled = await claim(
+                        session,
+                        letters=letters,
+                        limit=letter_chunk if letters else chunk,
+                        lease_s=settings.delivery_lease_s,
+                    )
+                    recipients = (
+                        await _recipients(session, [c.id for c in claimed]) if claimed and not letters else {}
+                    )
+                report.claimed += len(claimed)
+                report.cancelled += cancelled
+                if not claimed:
+                    if cancelled:
+                        continue
+                    break
+                if letters:
+                    outcomes = await _write_letters(sessionmaker, settings, claimed, report)
+                else:
+                    outcomes = await _send_electronic(claimed, recipients, gateway, settings)
+                    async with session_scope(sessionmaker) as session:
+                        await record_outcomes(session, outcomes)
+                _tally(report, outcomes)
+    finally:
+        if gateway is not None:
+            await gateway.aclose()
+    log.info(
+        "delivery claimed=%s sent=%s retried=%s failed=%s cancelled=%s",
+        report.claimed,
+        report.sent,
+        report.retried,
+        report.failed,
+        report.cancelled,
+    )
+    return report
+
+
+# --- Failures and retry -------------------------------------------------------------------------
+
+
+class MessageOut(BaseModel):
+    """A message as operators see it: its state and delivery, never its text or the address."""
+
+    id: int
+    kind: str
+    sequence: int = Field(description="Reminder number; 0 for other kinds")
+    status: str = Field(description="planned, queued, sending, sent, failed or cancelled")
+    channel: str | None = Field(description="Null when no channel could reach the resident")
+    resident_id: int
+    invitation_id: int | None
+    send_on: date
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None = Field(description="A short fixed phrase, e.g. no_address, HTTP 400 Bad Request")
+    queued_at: datetime | None
+    sent_at: datetime | None
+    last_attempt_at: datetime | None = Field(None, description="When delivery was last tried")
+
+
+_LAST_ATTEMPT = (
+    select(DeliveryAttempt.at)
+    .where(DeliveryAttempt.message_id == Message.id)
+    .order_by(DeliveryAttempt.id.desc())
+    .limit(1)
+    .correlate(Message)
+    .scalar_subquery()
+)
+
+
+def _message_out(m: Message, last_attempt_at: datetime | None) -> MessageOut:
+    return MessageOut(
+        id=m.id,
+        kind=m.kind,
+        sequence=m.sequence,
+        status=m.status,
+        channel=m.channel,
+        resident_id=m.resident_id,
+        invitation_id=m.invitation_id,
+        send_on=m.send_on,
+        attempts=m.attempts,
+        next_attempt_at=m.next_attempt_at,
+        last_error=m.last_error,
+        queued_at=m.queued_at,
+        sent_at=m.sent_at,
+        last_attempt_at=last_attempt_at,
+    )
+
+
+async def get_message(session: AsyncSession, message_id: int) -> MessageOut:
+    """One message's state (404 ``message-not-found``)."""
+    row = (
+        await session.execute(
+            select(Message, _LAST_ATTEMPT.label("last_attempt_at"))
+            .where(Message.id == message_id)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    if row is None:
+        raise MessageNotFound(f"no message {message_id}")
+    return _message_out(row.Message, row.last_attempt_at)
+
+
+async def list_failed(
+    session: AsyncSession,
+    *,
+    kind: str | None = None,
+    channel: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[MessageOut]:
+    """Failed messages, newest first, a page at a time (keyset on id)."""
+    query = (
+        select(Message, _LAST_ATTEMPT.label("last_attempt_at"))
+        .where(Message.status == "failed")
+        .order_by(Message.id.desc())
+        .limit(limit + 1)
+    )
+    if kind is not None:
+        query = query.where(Message.kind == kind)
+    if channel is not None:
+        if channel not in CHANNELS:
+            raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}", field="channel")
+        query = query.where(Message.channel == channel)
+    if cursor is not None:
+        (before,) = decode_cursor(cursor, 1)
+        query = query.where(Message.id < int(before))
+    rows = (await session.execute(query)).all()
+    items = [_message_out(r.Message, r.last_attempt_at) for r in rows[:limit]]
+    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+    return Page[MessageOut](items=items, next_cursor=next_cursor)
+
+
+async def retry_message(
+    session: AsyncSession, settings: Settings, message_id: int, *, actor: str
+) -> MessageOut:
+    """Give a failed message one more try.
+
+    A message that failed in delivery is queued again as it is (same id, same text; its attempts
+    are kept, so this is one more try). A message that never had a channel (nobody could be
+    reached at release, e.g. ``no_address``) goes through release again now, with the register
+    as it is today: it is queued, or fails again with the reason (or stays planned, for the next
+    release, if its template cannot be rendered). 404 for an unknown id, 409
+    ``message-not-failed`` unless it failed, 409 ``message-not-retryable`` when its invitation
+    has closed (declined, withdrawn, ...).
+    """
+    invitation_id = (
+        await session.execute(select(Message.invitation_id).where(Message.id == message_id))
+    ).first()
+    if invitation_id is None:
+        raise MessageNotFound(f"no message {message_id}")
+    # Lock the invitation before the message, in the order decline and withdrawal lock them.
+    invitation_status = None
+    if invitation_id[0] is not None:
+        invitation_status = (
+            await session.execute(
+                select(Invitation.status).where(Invitation.id == invitation_id[0]).with_for_update()
+            )
+        ).scalar_one()
+    message = await session.get(Message, message_id, with_for_update=True, populate_existing=True)
+    assert message is not None  # messages are never deleted
+    if message.status != "failed":
+        raise MessageNotFailed(
+            f"message {message_id} is {message.status}; only a failed message can be retried",
+            status_now=message.status,
+        )
+    if invitation_status is not None and invitation_status not in ACTIVE_INVITATION_STATUSES:
+        raise MessageNotRetryable(
+            f"message {message_id} belongs to an invitation that is {invitation_status}",
+            invitation_status=invitation_status,
+        )
+    if message.channel is not None:
+        await session.execute(
+            text(
+                "UPDATE messages SET status = 'queued', next_attempt_at = NULL "
+                "WHERE id = :id AND status = 'failed'"
+            ),
+            {"id": message_id},
+        )
+    else:
+        await session.execute(
+            text(
+                "UPDATE messages SET status = 'planned', last_error = NULL "
+                "WHERE id = :id AND status = 'failed'"
+            ),
+            {"id": message_id},
+        )
+        rows = await _select_for_release(session, as_of=None, ids=[message_id])
+        await _release_rows(session, rows, settings, at=datetime.now(UTC), actor=actor)
+    log.info("message %s retried by %s", message_id, actor)
+    return await get_message(session, message_id)

@@ -1,0 +1,192 @@
+"""The portal: the resident's own invitation and declining it, and nobody else's."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from halsosamtal.core.runtime import Resources
+from halsosamtal.core.settings import Settings
+from halsosamtal.invitations.portal import router as portal_router
+from halsosamtal.residents.models import Resident
+from halsosamtal.residents.personnummer import format_long
+from halsosamtal.units.models import CareUnit
+from services.api.app import create_app
+from services.api.routers import ROUTERS
+from tests.conftest import KeyMaker
+from tests.messaging.factories import fetch, make_invitation, make_year, resident
+
+SM = async_sessionmaker[AsyncSession]
+MakeUnit = Callable[..., Awaitable[CareUnit]]
+LOOKUP = "/v1/portal/invitation"
+DECLINE = "/v1/portal/invitation/decline"
+
+
+@pytest.fixture(scope="module")
+async def portal_app(settings: Settings, resources: Resources) -> AsyncIterator[FastAPI]:
+    """The app with the portal router (added here until services/api/routers.py has it)."""
+    application = create_app(settings, resources)
+    if portal_router not in ROUTERS:
+        application.include_router(portal_router, prefix="/v1")
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(portal_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=portal_app), base_url="http://t") as c:
+        yield c
+
+
+@pytest.fixture
+async def portal(make_key: KeyMaker) -> dict[str, str]:
+    return await make_key("portal", name="portal-1177")
+
+
+async def _invited(sm: SM, unit: CareUnit, **kw: Any) -> tuple[Resident, int, int]:
+    person = await resident(sm, unit.id)
+    invitation_id, message_id = await make_invitation(sm, person, unit.id, **kw)
+    return person, invitation_id, message_id
+
+
+async def test_the_resident_sees_their_own_invitation(
+    sessionmaker: SM, make_unit: MakeUnit, client: httpx.AsyncClient, portal: dict[str, str]
+) -> None:
+    unit = await make_unit(name="Vårdcentralen Andersberg")
+    await make_year(sessionmaker)
+    person, invitation_id, _ = await _invited(sessionmaker, unit, sent_on=dt.date(2027, 3, 1))
+    response = await client.post(
+        LOOKUP, json={"personnummer": format_long(person.personnummer)}, headers=portal
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "id": invitation_id,
+        "year": 2027,
+        "age": 40,
+        "status": "open",
+        "care_unit_name": "Vårdcentralen Andersberg",
+        "care_unit_hsa_id": unit.hsa_id,
+        "valid_until": "2028-03-31",
+    }
+    short = person.personnummer[2:8] + "-" + person.personnummer[8:]  # the 10-digit form works too
+    assert (await client.post(LOOKUP, json={"personnummer": short}, headers=portal)).json()[
+        "id"
+    ] == invitation_id
+
+
+async def test_no_current_invitation_is_404_and_a_bad_number_422(
+    sessionmaker: SM, make_unit: MakeUnit, client: httpx.AsyncClient, portal: dict[str, str]
+) -> None:
+    unit = await make_unit()
+    await make_year(sessionmaker)
+    person, _, _ = await _invited(sessionmaker, unit, status="expired")
+    stranger = await resident(sessionmaker, unit.id)
+    for pnr in (person.personnummer, stranger.personnummer):  # expired; never invited
+        response = await client.post(LOOKUP, json={"personnummer": pnr}, headers=portal)
+        assert (response.status_code, response.json()["code"]) == (404, "no-invitation")
+        assert response.headers["content-type"] == "application/problem+json"
+    invalid = await client.post(LOOKUP, json={"personnummer": "19870601-1234"}, headers=portal)
+    assert invalid.status_code == 422
+    extra = await client.post(LOOKUP, json={"personnummer": person.personnummer, "x": 1}, headers=portal)
+    assert extra.status_code == 422
+
+
+async def test_declining_closes_the_invitation_and_cancels_its_messages(
+    sessionmaker: SM, make_unit: MakeUnit, client: httpx.AsyncClient, portal: dict[str, str]
+) -> None:
+    unit = await make_unit()
+    await make_year(sessionmaker)
+    person, invitation_id, message_id = await _invited(sessionmaker, unit)
+    body = {"personnummer": person.personnummer, "invitation_id": invitation_id}
+
+    response = await client.post(DECLINE, json=body, headers=portal)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "declined"
+    assert dict(await fetch(sessionmaker, "SELECT id, status FROM messages")) == {message_id: "cancelled"}
+    events = await fetch(
+        sessionmaker,
+        "SELECT from_status, to_status, reason, actor FROM invitation_events "
+        "WHERE invitation_id = :id ORDER BY id",
+        id=invitation_id,
+    )
+    assert events[-1] == ("planned", "declined", "declined by the resident", "portal-1177")
+    again = await client.post(DECLINE, json=body, headers=portal)
+    assert (again.status_code, again.json()["status"]) == (200, "declined")
+    assert len(await fetch(sessionmaker, "SELECT id FROM invitation_events")) == 2, "no second event"
+    assert (
+        await client.post(LOOKUP, json={"personnummer": person.personnummer}, headers=portal)
+    ).status_code == 404
+
+
+async def test_a_booked_invitation_cannot_be_declined(
+    sessionmaker: SM, make_unit: MakeUnit, client: httpx.AsyncClient, portal: dict[str, str]
+) -> None:
+    unit = await make_unit()
+    await make_year(sessionmaker)
+    person, invitation_id, _ = await _invited(
+        sessionmaker, unit, sent_on=dt.date(2027, 3, 1), status="booked"
+    )
+    response = await client.post(
+        DECLINE, json={"personnummer": person.personnummer, "invitation_id": invitation_id}, headers=portal
+    )
+    assert (response.status_code, response.json()["code"]) == (409, "invitation-closed")
+    assert dict(await fetch(sessionmaker, "SELECT id, status FROM invitations")) == {invitation_id: "booked"}
+
+
+async def test_a_portal_can_neither_see_nor_decline_another_residents_invitation(
+    sessionmaker: SM, make_unit: MakeUnit, client: httpx.AsyncClient, portal: dict[str, str]
+) -> None:
+    unit = await make_unit()
+    await make_year(sessionmaker)
+    me, mine, _ = await _invited(sessionmaker, unit)
+    _, theirs, their_message = await _invited(sessionmaker, unit)
+    response = await client.post(
+        DECLINE, json={"personnummer": me.personnummer, "invitation_id": theirs}, headers=portal
+    )
+    assert (response.status_code, response.json()["code"]) == (404, "no-invitation")
+    missing = await client.post(
+        DECLINE, json={"personnummer": me.personnummer, "invitation_id": 10**9}, headers=portal
+    )
+    assert missing.json() == {**response.json(), "detail": missing.json()["detail"]}, "the same answer"
+    status = dict(await fetch(sessionmaker, "SELECT id, status FROM invitations"))
+    assert status == {mine: "planned", theirs: "planned"}
+    assert dict(
+        await fetch(sessionmaker, "SELECT id, status FROM messages WHERE id = :id", id=their_message)
+    ) == {their_message: "planned"}
+
+
+async def test_only_the_portal_role_may_call_it(
+    sessionmaker: SM, make_unit: MakeUnit, client: httpx.AsyncClient, make_key: KeyMaker
+) -> None:
+    unit = await make_unit()
+    await make_year(sessionmaker)
+    person, invitation_id, _ = await _invited(sessionmaker, unit)
+    body = {"personnummer": person.personnummer, "invitation_id": invitation_id}
+    for role in ("operator", "ehr"):
+        headers = await make_key(role, units=[unit.hsa_id] if role == "ehr" else None)
+        for url in (LOOKUP, DECLINE):
+            payload = body if url == DECLINE else {"personnummer": person.personnummer}
+            response = await client.post(url, json=payload, headers=headers)
+            assert (response.status_code, response.json()["code"]) == (403, "forbidden"), (role, url)
+    assert (await client.post(LOOKUP, json={"personnummer": person.personnummer})).status_code == 401
+    assert dict(await fetch(sessionmaker, "SELECT id, status FROM invitations")) == {invitation_id: "planned"}
+
+
+def test_the_personnummer_is_never_in_the_url(portal_app: FastAPI) -> None:
+    paths = portal_app.openapi()["paths"]
+    for path in (LOOKUP, DECLINE):
+        operation = paths[path]["post"]
+        assert "{" not in path
+        assert not operation.get("parameters"), "no path, query or header parameters"
+        schema_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        schema = portal_app.openapi()["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
+        assert "personnummer" in schema["required"]
+        assert operation["security"] == [{"HTTPBearer": ["portal"]}]
+        assert "signed token" in operation["description"]
