@@ -189,3 +189,29 @@ def make_unit(sessionmaker: async_sessionmaker[AsyncSession]) -> Callable[..., A
         return unit
 
     return make
+
+
+async def run_worker_burst(settings: Settings, **overrides: Any) -> Any:
+    """Run the real worker (``WorkerSettings``' functions and start-up) until its queue is
+    empty, as arq's own tests do; returns the worker for its counters."""
+    from arq.worker import Worker
+
+    from services.worker import settings as worker_settings
+
+    options: dict[str, Any] = {
+        "functions": worker_settings.WorkerSettings.functions,
+        "on_startup": worker_settings.startup,
+        "on_shutdown": worker_settings.shutdown,
+        "redis_settings": redis_settings(settings.redis_url),
+        "queue_name": settings.queue_name,
+        "burst": True,
+        "poll_delay": 0.05,
+        "handle_signals": False,
+    }
+    options.update(overrides)
+    worker = Worker(**options)
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    return worker

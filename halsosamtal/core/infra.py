@@ -18,11 +18,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from halsosamtal.core.settings import Settings
+
+if TYPE_CHECKING:
+    import asyncpg
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PG_PORT = 5432
@@ -177,32 +183,29 @@ def stop_embedded_redis(data_dir: Path) -> bool:
     return True
 
 
-async def ensure_database(url: str) -> bool:
-    """Create the URL's database when the server does not have it. True when created."""
+@asynccontextmanager
+async def _admin(url: str) -> AsyncIterator[tuple[asyncpg.Connection, str]]:
+    """A connection to the server's ``postgres`` database, and the URL's database name."""
     import asyncpg
 
     parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres", scheme="postgresql"))
-    conn = await asyncpg.connect(admin)
+    conn = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres", scheme="postgresql")))
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if exists:
+        yield conn, parts.path.lstrip("/")
+    finally:
+        await conn.close()
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the URL's database when the server does not have it. True when created."""
+    async with _admin(url) as (conn, name):
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             return False
         await conn.execute(f'CREATE DATABASE "{name}"')
         return True
-    finally:
-        await conn.close()
 
 
 async def drop_database(url: str) -> None:
-    import asyncpg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres", scheme="postgresql"))
-    conn = await asyncpg.connect(admin)
-    try:
+    """Drop the URL's database (scratch and test databases), ending its sessions."""
+    async with _admin(url) as (conn, name):
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()

@@ -6,13 +6,12 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
-from arq.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from halsosamtal.core.runtime import redis_settings
 from halsosamtal.core.settings import Settings
 from halsosamtal.units.models import CareUnit
 from services.worker import settings as worker_settings
+from tests.conftest import run_worker_burst
 from tests.invitations.test_batch import _region
 
 
@@ -46,20 +45,7 @@ async def test_plan_start_and_follow_a_batch_through_the_worker(
         assert await start_queued_batches(ctx) == 1
     finally:
         await worker_settings.shutdown(ctx)
-    worker = Worker(
-        functions=worker_settings.WorkerSettings.functions,
-        on_startup=worker_settings.startup,
-        on_shutdown=worker_settings.shutdown,
-        redis_settings=redis_settings(settings.redis_url),
-        queue_name=settings.queue_name,
-        burst=True,
-        poll_delay=0.05,
-        handle_signals=False,
-    )
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
+    worker = await run_worker_burst(settings)
     assert worker.jobs_complete == 1
 
     status = (await api.get(f"/v1/batches/{batch_id}", headers=operator)).json()
