@@ -9,9 +9,14 @@ extract to a temporary file, inserts the 10 care units it lists residents at, th
 1. COPYs the file into a bare table (text columns, no index, no check): the floor;
 2. imports it with ``import_residents`` (the service the CLI and the API call), committed;
 3. imports it again: nothing changes, so this is the steady state of a nightly extract;
+4. COPYs the imported rows, already typed and valid, into empty tables created ``LIKE residents
+   INCLUDING ALL`` and ``LIKE listing_periods INCLUDING ALL`` with the same foreign keys: the
+   physical limit of the schema (its indexes, checks and foreign keys) on this machine, with no
+   validation and no upsert. Nothing an import does can be faster than this.
 
-and prints rows/s for each, the import's rate as a share of the raw COPY's, the phases of the
-import, and the process's peak RSS before and after the imports (flat: the file is streamed).
+and prints rows/s for each, the import's rate as a share of the raw COPY's and of the schema's
+limit, the phases of the import, and the process's peak RSS before and after the imports (flat:
+the file is streamed).
 """
 
 from __future__ import annotations
@@ -76,6 +81,72 @@ async def raw_copy(engine: AsyncEngine, path: Path) -> float:
     return elapsed
 
 
+_SCHEMA_RESIDENTS = "bench_schema_residents"
+_SCHEMA_PERIODS = "bench_schema_listing_periods"
+
+
+async def schema_copy(engine: AsyncEngine, directory: Path) -> tuple[float, float]:
+    """COPY the imported rows (typed, valid, one open listing period each) into empty copies of
+    ``residents`` and ``listing_periods`` with all their indexes, checks and foreign keys,
+    committed; the seconds each COPY took (the export to CSV files before is not timed).
+
+    The rows go in the order the import writes them (by personnummer), the best case for the
+    unique index; the foreign keys are checked per row, as in the import.
+    """
+    residents_csv, periods_csv = directory / "schema_residents.csv", directory / "schema_periods.csv"
+    async with engine.connect() as conn:
+        raw = await raw_connection(conn)
+        columns = [
+            r["attname"]
+            for r in await raw.fetch(
+                "SELECT attname FROM pg_attribute WHERE attrelid = 'residents'::regclass "
+                "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+            )
+        ]
+        period_columns = ["id", "resident_id", "care_unit_id", "listed_from", "listed_to"]
+        with residents_csv.open("wb") as f:
+            await raw.copy_from_query(
+                f'SELECT {", ".join(columns)} FROM residents ORDER BY personnummer COLLATE "C"',
+                output=f,
+                format="csv",
+            )
+        with periods_csv.open("wb") as f:
+            await raw.copy_from_query(
+                f"SELECT {', '.join(period_columns)} FROM listing_periods ORDER BY resident_id",
+                output=f,
+                format="csv",
+            )
+        await raw.execute(
+            f"""
+            CREATE TABLE {_SCHEMA_RESIDENTS} (LIKE residents INCLUDING ALL);
+            ALTER TABLE {_SCHEMA_RESIDENTS} ADD FOREIGN KEY (care_unit_id)
+              REFERENCES care_units (id) ON DELETE RESTRICT;
+            CREATE TABLE {_SCHEMA_PERIODS} (LIKE listing_periods INCLUDING ALL);
+            ALTER TABLE {_SCHEMA_PERIODS} ADD FOREIGN KEY (resident_id)
+              REFERENCES {_SCHEMA_RESIDENTS} (id) ON DELETE CASCADE;
+            ALTER TABLE {_SCHEMA_PERIODS} ADD FOREIGN KEY (care_unit_id)
+              REFERENCES care_units (id) ON DELETE RESTRICT;
+            CHECKPOINT;
+            """
+        )
+        try:
+            started = time.perf_counter()
+            async with raw.transaction():
+                with residents_csv.open("rb") as f:
+                    await raw.copy_to_table(_SCHEMA_RESIDENTS, source=f, columns=columns, format="csv")
+            residents_s = time.perf_counter() - started
+            started = time.perf_counter()
+            async with raw.transaction():
+                with periods_csv.open("rb") as f:
+                    await raw.copy_to_table(_SCHEMA_PERIODS, source=f, columns=period_columns, format="csv")
+            periods_s = time.perf_counter() - started
+        finally:
+            await raw.execute(f"DROP TABLE {_SCHEMA_PERIODS}, {_SCHEMA_RESIDENTS}")
+    residents_csv.unlink()
+    periods_csv.unlink()
+    return residents_s, periods_s
+
+
 async def run(rows: int, bad_rows: float, keep: Path | None) -> None:
     settings = get_settings()
     name = f"halsosamtal_bench_{uuid.uuid4().hex[:8]}"
@@ -123,6 +194,8 @@ async def run(rows: int, bad_rows: float, keep: Path | None) -> None:
             first, first_s = await timed_import(sessionmaker, path, as_of)
             again, again_s = await timed_import(sessionmaker, path, as_of)
             rss_after = peak_rss_mib()
+            schema_residents_s, schema_periods_s = await schema_copy(engine, Path(tmp))
+            schema_s = schema_residents_s + schema_periods_s
 
     finally:
         await engine.dispose()
@@ -134,10 +207,15 @@ async def run(rows: int, bad_rows: float, keep: Path | None) -> None:
         return f"{seconds:7.2f}s {n / seconds:>10,.0f} rows/s"
 
     def ratio(seconds: float) -> str:
-        return f" = {copy_s / seconds:.2f} x raw COPY" if copy_s else ""
+        to_copy = f" = {copy_s / seconds:.2f} x raw COPY," if copy_s else " ="
+        return f"{to_copy} {schema_s / seconds:.2f} x schema COPY"
 
     if copy_s:
         print(f"raw COPY, bare table   {rate(copy_s)}")
+    print(
+        f"COPY into the schema   {rate(schema_s)}{f' = {copy_s / schema_s:.2f} x raw COPY' if copy_s else ''}"
+        f"   (residents {schema_residents_s:.2f}s, listing periods {schema_periods_s:.2f}s)"
+    )
     print(
         f"import (first)         {rate(first_s)}{ratio(first_s)}   "
         f"inserted {first.inserted:,}, rejected {first.rejected:,}"
