@@ -30,34 +30,13 @@ from itertools import islice, repeat
 from operator import add, getitem
 from typing import Literal, TextIO, TypeVar
 
+from halsosamtal.residents.columns import RESIDENT_COLUMNS
+from halsosamtal.units.columns import CARE_UNIT_COLUMNS
+
 _T = TypeVar("_T")
 
 HSA_ID_RE = re.compile(r"^SE[0-9]{10}-[A-Za-z0-9]{1,20}$")
 """Same rule as ``halsosamtal.units.models.HSA_ID_PATTERN`` (kept here to stay free of the ORM)."""
-
-RESIDENT_COLUMNS = (
-    "personnummer",
-    "care_unit",
-    "municipality",
-    "deso",
-    "protected_identity",
-    "address_line",
-    "postal_code",
-    "city",
-    "phone",
-    "digital_mailbox",
-    "language",
-    "deceased_on",
-    "emigrated_on",
-)
-CARE_UNIT_COLUMNS = (
-    "hsa_id",
-    "name",
-    "municipality",
-    "operator",
-    "participating",
-    "weekly_capacity",
-)
 
 BAD_ROW_KINDS = (
     "wrong_check_digit",

@@ -39,27 +39,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from halsosamtal.core.database import raw_connection
 from halsosamtal.core.errors import InvalidInput
 from halsosamtal.core.imports import ImportSummary, Reject
+from halsosamtal.residents.columns import RESIDENT_COLUMNS
 from halsosamtal.residents.models import RegisterImport
 from halsosamtal.units.models import HSA_ID_PATTERN
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
-    "personnummer",
-    "care_unit",
-    "municipality",
-    "deso",
-    "protected_identity",
-    "address_line",
-    "postal_code",
-    "city",
-    "phone",
-    "digital_mailbox",
-    "language",
-    "deceased_on",
-    "emigrated_on",
-)
-"""The columns the register file may have, in any order; only ``personnummer`` is required."""
+COLUMNS = RESIDENT_COLUMNS
 
 ADVISORY_LOCK_KEY = 0x7265_7369_6465_6E74  # b"resident": one residents import at a time
 MAX_LINE_BYTES = 1 << 20

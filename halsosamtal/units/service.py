@@ -16,10 +16,11 @@ from halsosamtal.access.schemas import Principal
 from halsosamtal.core.errors import Forbidden, InvalidInput, NotFound
 from halsosamtal.core.imports import ImportSummary, RejectReport, parse_bool
 from halsosamtal.residents.models import RegisterImport
+from halsosamtal.units.columns import CARE_UNIT_COLUMNS
 from halsosamtal.units.models import CareUnit
 from halsosamtal.units.schemas import CareUnitOut, CareUnitRow, CareUnitUpdate
 
-COLUMNS = ("hsa_id", "name", "municipality", "operator", "participating", "weekly_capacity")
+COLUMNS = CARE_UNIT_COLUMNS
 
 _REASONS = {
     "hsa_id": "not an HSA-id like SE2321000131-E000000000123",

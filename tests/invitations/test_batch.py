@@ -151,8 +151,13 @@ async def test_concurrent_runs_create_no_duplicates(
 
 
 async def test_an_interrupted_run_is_completed_by_the_next(
-    sessionmaker: async_sessionmaker[AsyncSession], make_unit: Callable[..., Awaitable[CareUnit]]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_unit: Callable[..., Awaitable[CareUnit]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # One unit at a time, so the crash after the first unit leaves exactly that unit written
+    # (with two at once the other may commit too; the SIGKILL test covers that path).
+    monkeypatch.setattr(batch, "UNITS_AT_ONCE", 1)
     _, expected = await _region(sessionmaker, make_unit)
     first = await _new_batch(sessionmaker)
 
