@@ -42,7 +42,7 @@ def migrate(revision: str = typer.Argument("head", help="Alembic revision to upg
     """Bring the database schema up to date (creates the database when missing)."""
     from halsosamtal.core.migrations import upgrade
 
-    url = database_url()
+    url = database_url(create=True)
     upgrade(url, revision)
     console.print(f"database schema at {revision}")
 

@@ -8,11 +8,14 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from halsosamtal.core import infra
 from halsosamtal.core.database import create_engine, make_sessionmaker
@@ -26,13 +29,25 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def database_url() -> str:
-    """The database the CLI works on (created when a local server does not have it yet)."""
+def database_url(*, create: bool = False) -> str:
+    """The database the CLI works on. Created when missing on a server the CLI found itself,
+    or anywhere when ``create`` (``halsosamtal migrate``)."""
     settings = get_settings()
     url = settings.database_url or infra.find(settings).database_url
-    if not settings.database_url:
-        asyncio.run(infra.ensure_database(url))
+    if create or not settings.database_url:
+        try:
+            asyncio.run(infra.ensure_database(url))
+        except (OSError, asyncpg.PostgresError) as exc:
+            fail(f"cannot reach Postgres at {safe_url(url)}: {exc}")
     return url
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    return urlunsplit(parts)
 
 
 def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -43,7 +58,7 @@ def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     async def go() -> T:
         engine = create_engine(url, pool_size=2, max_overflow=0, application_name="halsosamtal-cli")
         try:
-            await ensure_schema_current(engine)
+            await check_database(engine, url)
             async with make_sessionmaker(engine)() as session, session.begin():
                 return await work(session)
         finally:
@@ -57,12 +72,28 @@ def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         fail(str(exc))
 
 
+class Unreachable(DomainError):
+    code = "database-unreachable"
+
+
+async def check_database(engine: AsyncEngine, url: str) -> None:
+    """Connect and check the schema; a failure to connect is one clear line, not a traceback."""
+    try:
+        async with engine.connect():
+            pass
+    except (OSError, DBAPIError, asyncpg.PostgresError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise Unreachable(f"cannot reach Postgres at {safe_url(url)}: {reason}") from exc
+    await ensure_schema_current(engine)
+
+
 @asynccontextmanager
 async def with_sessionmaker() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A sessionmaker on a migrated database, for commands that commit in several steps."""
-    engine = create_engine(database_url(), pool_size=3, max_overflow=2, application_name="halsosamtal-cli")
+    url = database_url()
+    engine = create_engine(url, pool_size=3, max_overflow=2, application_name="halsosamtal-cli")
     try:
-        await ensure_schema_current(engine)
+        await check_database(engine, url)
         yield make_sessionmaker(engine)
     finally:
         await engine.dispose()
