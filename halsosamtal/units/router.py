@@ -6,21 +6,17 @@ import codecs
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 
-from halsosamtal.access.schemas import Principal
-from halsosamtal.core.auth import Operator, require
+from halsosamtal.core.auth import Operator
 from halsosamtal.core.errors import InvalidInput
 from halsosamtal.core.http import Session, problem_responses
 from halsosamtal.core.imports import ImportSummary
 from halsosamtal.units import service
-from halsosamtal.units.models import HSA_ID_PATTERN
+from halsosamtal.units.access import HsaId, OperatorOrEhr
 from halsosamtal.units.schemas import CareUnitOut, CareUnitUpdate
 
 router = APIRouter(prefix="/care-units", tags=["care units"])
-
-HsaId = Annotated[str, Path(pattern=HSA_ID_PATTERN, examples=["SE2321000131-E000000000123"])]
-OperatorOrEhr = Annotated[Principal, Depends(require("operator", "ehr"))]
 
 CSV_BODY = {
     "requestBody": {
