@@ -1,7 +1,9 @@
 """Every ORM model, imported once so that Alembic and the tests see the whole schema."""
 
 from halsosamtal.access.models import ApiClient, ApiClientCareUnit
+from halsosamtal.booking.models import Appointment, AppointmentEvent, Slot
 from halsosamtal.core.database import Base
+from halsosamtal.core.idempotency import IdempotencyRecord
 from halsosamtal.invitations.models import BatchRun, Invitation, InvitationEvent
 from halsosamtal.messaging.models import DeliveryAttempt, Message
 from halsosamtal.programmes.models import ProgrammeYear, ProgrammeYearRevision
@@ -11,10 +13,13 @@ from halsosamtal.units.models import CareUnit
 __all__ = [
     "ApiClient",
     "ApiClientCareUnit",
+    "Appointment",
+    "AppointmentEvent",
     "Base",
     "BatchRun",
     "CareUnit",
     "DeliveryAttempt",
+    "IdempotencyRecord",
     "Invitation",
     "InvitationEvent",
     "ListingPeriod",
@@ -23,4 +28,5 @@ __all__ = [
     "ProgrammeYearRevision",
     "RegisterImport",
     "Resident",
+    "Slot",
 ]

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(
         30_000, ge=0, description="Per-statement timeout for API requests (0: none)."
     )
+    idempotency_ttl_hours: int = Field(
+        24, ge=1, le=24 * 30, description="How long an Idempotency-Key's first answer is kept for replays."
+    )
     small_cell_threshold: int = Field(
         5, ge=1, le=100, description="Aggregate counts below this are shown as '<N'."
     )

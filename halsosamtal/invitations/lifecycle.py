@@ -50,6 +50,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from halsosamtal.booking.schemas import AppointmentOut
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
 from halsosamtal.core.settings import Settings
@@ -206,7 +207,7 @@ WITH target AS (
                           to_char(r.moved_out_on, 'YYYY-MM-DD'))
          END AS reason
   FROM invitations i JOIN residents r ON r.id = i.resident_id
-  WHERE i.status IN ('planned', 'open') AND {_DEPARTED}
+  WHERE i.status IN ('planned', 'open', 'booked') AND {_DEPARTED}
   ORDER BY i.id LIMIT :limit
   FOR UPDATE OF i
 ), changed AS (
@@ -216,6 +217,15 @@ WITH target AS (
 ), events AS (
   INSERT INTO invitation_events (invitation_id, from_status, to_status, at, reason, actor)
   SELECT id, from_status, 'withdrawn', CAST(:at AS timestamptz), reason, :actor FROM changed
+  RETURNING 1
+), freed AS (
+  -- A booked time is freed for someone else; nobody is told (the resident has left).
+  UPDATE appointments a SET status = 'cancelled', updated_at = now()
+  FROM changed c WHERE a.invitation_id = c.id AND a.status = 'booked'
+  RETURNING a.id, a.slot_id, c.reason
+), freed_events AS (
+  INSERT INTO appointment_events (appointment_id, from_status, to_status, slot_id, at, reason, actor)
+  SELECT id, 'booked', 'cancelled', slot_id, CAST(:at AS timestamptz), reason, :actor FROM freed
   RETURNING 1
 ), cancelled AS (
   UPDATE messages m SET status = 'cancelled'
@@ -309,8 +319,9 @@ async def withdraw_departed(
     at: datetime | None = None,
     limit: int | None = None,
 ) -> Changes:
-    """Withdraw planned and open invitations of residents who died, emigrated or moved out on or
-    before ``as_of``, and cancel every planned or queued message to them."""
+    """Withdraw planned, open and booked invitations of residents who died, emigrated or moved
+    out on or before ``as_of`` (a booked time is cancelled, so someone else can have it), and
+    cancel every planned or queued message to them."""
     changes = await _bulk(session, _WITHDRAW_DEPARTED, as_of, at=at, actor=actor, limit=limit)
     swept = await session.execute(_CANCEL_TO_DEPARTED, {"as_of": as_of})
     changes.cancelled += int(getattr(swept, "rowcount", 0) or 0)
@@ -390,10 +401,13 @@ class ResidentInvitation(BaseModel):
     id: int = Field(description="Pass it back to decline")
     year: int
     age: int = Field(description="The age the resident turns this year")
-    status: str = Field(description="planned (not sent yet), open, booked or declined")
+    status: str = Field(
+        description="planned (not sent yet), open, booked, attended (the result is awaited) or declined"
+    )
     care_unit_name: str
     care_unit_hsa_id: str
     valid_until: date = Field(description="Last day the invitation can be used")
+    appointment: AppointmentOut | None = Field(None, description="The booked time, when there is one")
 
 
 def _identity(value: str) -> str:
@@ -416,7 +430,7 @@ def _view(invitation: Invitation, unit_name: str, hsa_id: str) -> ResidentInvita
 
 
 async def current_invitation(session: AsyncSession, personnummer: str) -> ResidentInvitation:
-    """The resident's current invitation (planned, open or booked; the latest if several), or
+    """The resident's current invitation (planned, open, booked or attended; the latest if several), or
     404 ``no-invitation`` (also when the personnummer is not in the register)."""
     row = (
         await session.execute(
@@ -425,7 +439,7 @@ async def current_invitation(session: AsyncSession, personnummer: str) -> Reside
             .join(CareUnit, CareUnit.id == Invitation.care_unit_id)
             .where(
                 Resident.personnummer == _identity(personnummer),
-                Invitation.status.in_(("planned", "open", "booked")),
+                Invitation.status.in_(("planned", "open", "booked", "attended")),
             )
             .order_by(Invitation.year.desc(), Invitation.id.desc())
             .limit(1)
@@ -479,8 +493,9 @@ async def decline(
     )
     await session.execute(
         text(
+            # The confirmation that a booked time was cancelled by this decline still goes out.
             "UPDATE messages SET status = 'cancelled' "
-            "WHERE invitation_id = :id AND status IN ('planned', 'queued')"
+            "WHERE invitation_id = :id AND status IN ('planned', 'queued') AND kind <> 'booking_cancelled'"
         ),
         {"id": invitation_id},
     )

@@ -22,9 +22,19 @@ from sqlalchemy.orm import Mapped, mapped_column
 from halsosamtal.core.database import Base, TimestampMixin
 
 # planned: created, its message waits for the send date; open: the invitation was sent and
-# awaits an answer; booked/completed/no_show come with booking and results; declined,
+# awaits an answer (again after a cancelled booking or a no-show); booked: a time is booked;
+# attended: the resident came, the result is awaited; completed: the result is in; declined,
 # withdrawn (died or moved) and expired are final.
-INVITATION_STATUSES = ("planned", "open", "booked", "completed", "declined", "withdrawn", "expired")
+INVITATION_STATUSES = (
+    "planned",
+    "open",
+    "booked",
+    "attended",
+    "completed",
+    "declined",
+    "withdrawn",
+    "expired",
+)
 
 
 class Invitation(TimestampMixin, Base):

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends
 from pydantic import Field
 
 from halsosamtal.access.schemas import Principal
+from halsosamtal.booking import service as booking
 from halsosamtal.core.auth import require
 from halsosamtal.core.http import Session, problem_responses
 from halsosamtal.invitations import lifecycle
@@ -36,12 +37,14 @@ class DeclineRequest(ResidentLookup):
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_invitation(body: ResidentLookup, session: Session, principal: Portal) -> ResidentInvitation:
-    """The logged-in resident's current invitation (planned, open or booked): unit, year, age,
-    last valid day and status. 404 `no-invitation` when there is none.
+    """The logged-in resident's current invitation (planned, open, booked or attended): unit,
+    year, age, last valid day, status and the booked time. 404 `no-invitation` when there is none.
 
     The resident is named by `personnummer` in the body, asserted by the portal; this will move
     to a signed token per resident."""
-    return await lifecycle.current_invitation(session, body.personnummer)
+    found = await lifecycle.current_invitation(session, body.personnummer)
+    found.appointment = await booking.current_appointment(session, found.id)
+    return found
 
 
 @router.post(
@@ -52,9 +55,11 @@ async def get_invitation(body: ResidentLookup, session: Session, principal: Port
 )
 async def decline_invitation(body: DeclineRequest, session: Session, principal: Portal) -> ResidentInvitation:
     """The resident declines their invitation: no reminders or other messages about it follow.
+    A booked time is cancelled first (the time is freed and the resident told).
 
     404 `no-invitation` when `invitation_id` is not this resident's invitation; 409
-    `invitation-closed` when it is booked, completed, withdrawn or expired. Declining twice
+    `invitation-closed` when it is attended, completed, withdrawn or expired. Declining twice
     answers the same. The resident is named by `personnummer` in the body, asserted by the
     portal; this will move to a signed token per resident."""
+    await booking.cancel_for_decline(session, body.personnummer, body.invitation_id, actor=principal.name)
     return await lifecycle.decline(session, body.personnummer, body.invitation_id, actor=principal.name)

@@ -94,17 +94,25 @@ class Recipient:
 
 
 def choose_channel(
-    recipient: Recipient, sms_text: str | None, *, max_segments: int = DEFAULT_MAX_SEGMENTS
+    recipient: Recipient,
+    sms_text: str | None,
+    *,
+    max_segments: int = DEFAULT_MAX_SEGMENTS,
+    prefer_sms: bool = False,
 ) -> Channel:
     """The channel for one message to ``recipient`` (see the module docstring for the rule).
 
     ``sms_text`` is the rendered short form, or None when the message has none; SMS is chosen
     only when it fits in ``max_segments`` segments. Raises ``Undeliverable("no_address")`` when
     only a letter is left and a resident without protected identity has no complete address.
+    With ``prefer_sms`` (appointment reminders) SMS goes before the digital mailbox.
     """
+    sms_fits = sms_text is not None and recipient.sms_number is not None and fits_sms(sms_text, max_segments)
+    if prefer_sms and sms_fits:
+        return "sms"
     if recipient.digital_mailbox:
         return "digital_mailbox"
-    if sms_text is not None and recipient.sms_number is not None and fits_sms(sms_text, max_segments):
+    if sms_fits:
         return "sms"
     if recipient.protected_identity:
         return "letter_protected"

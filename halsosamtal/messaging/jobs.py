@@ -15,7 +15,7 @@ from arq import cron
 from arq.worker import func
 
 from halsosamtal.core.runtime import Resources
-from halsosamtal.messaging.outbox import deliver_due, release_due, today
+from halsosamtal.messaging.outbox import CONFIRMATION_KINDS, deliver_due, release_due, today
 
 RELEASE_TIMEOUT_S = 1800
 DELIVERY_BUDGET_S = 50
@@ -37,6 +37,14 @@ async def release_messages(ctx: dict[str, Any], as_of: str | None = None) -> dic
     return result.as_dict()
 
 
+async def release_confirmations(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Queue booking, move and cancellation confirmations written since the last run: a resident
+    who has just booked hears of it within a minute or two, not the next morning."""
+    resources: Resources = ctx["resources"]
+    result = await release_due(resources.sessionmaker, resources.settings, today(), kinds=CONFIRMATION_KINDS)
+    return result.as_dict()
+
+
 async def deliver_messages(ctx: dict[str, Any]) -> dict[str, Any]:
     """Deliver due queued messages (and take over claims whose worker died).
 
@@ -54,12 +62,15 @@ async def deliver_messages(ctx: dict[str, Any]) -> dict[str, Any]:
 
 FUNCTIONS: list[Any] = [
     func(release_messages, timeout=RELEASE_TIMEOUT_S),
+    func(release_confirmations, timeout=RELEASE_TIMEOUT_S),
     func(deliver_messages, timeout=DELIVERY_TIMEOUT_S),
 ]
 """For ``WorkerSettings.functions`` (enqueue by name, e.g. a release for a given day)."""
 
 CRON_JOBS: list[Any] = [
     cron(release_messages, hour={6}, minute={0}, unique=True, timeout=RELEASE_TIMEOUT_S),
+    cron(release_confirmations, minute=None, second={30}, unique=True, timeout=RELEASE_TIMEOUT_S),
     cron(deliver_messages, minute=None, second={0}, unique=True, timeout=DELIVERY_TIMEOUT_S),
 ]
-"""Release daily at 06:00, delivery every minute."""
+"""Release daily at 06:00 (invitations, reminders, appointment reminders), confirmations every
+minute at :30, delivery every minute at :00."""

@@ -49,6 +49,11 @@ class Message(Base):
         ),
         Index("ix_messages_resident_id", "resident_id"),
         Index("ix_messages_invitation_id", "invitation_id"),
+        Index(
+            "ix_messages_appointment_id",
+            "appointment_id",
+            postgresql_where=text("appointment_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -56,6 +61,15 @@ class Message(Base):
     # and the batch writes one message per invitation, where each check costs a row lock.
     resident_id: Mapped[int] = mapped_column(BigInteger)
     invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id", ondelete="RESTRICT"))
+    appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id", ondelete="RESTRICT"), comment="For messages about a booked time"
+    )
+    appointment_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="The time the message is about, as it was when written"
+    )
+    previous_appointment_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="For booking_moved: the time that no longer holds"
+    )
     kind: Mapped[str] = mapped_column(Text)
     sequence: Mapped[int] = mapped_column(
         SmallInteger, default=0, server_default="0", comment="Reminder number; 0 for other kinds"

@@ -55,7 +55,7 @@ from typing import Any, Literal, cast
 
 import httpx
 from pydantic import BaseModel, Field
-from sqlalchemy import DateTime, bindparam, select, text
+from sqlalchemy import DateTime, bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from halsosamtal.core.database import session_scope
@@ -92,6 +92,11 @@ LETTER_CHUNK = 5000
 DELIVERY_CONCURRENCY = 10
 
 ACTIVE_INVITATION_STATUSES = ("planned", "open")
+INVITATION_KINDS = ("invitation", "reminder")
+"""Messages that ask the resident to book: sent only while the invitation is planned or open.
+The booking kinds are about a time and go out whatever the invitation's status is now."""
+CONFIRMATION_KINDS: tuple[MessageKind, ...] = ("booking_confirmation", "booking_moved", "booking_cancelled")
+"""Sent within a minute of the change, not with the morning's release."""
 LETTER_CHANNELS: tuple[Channel, ...] = ("letter", "letter_protected")
 _LETTERS_LOCK_CLASS = 0x4C455454  # 'LETT': the advisory-lock namespace of print-file days
 
@@ -220,7 +225,8 @@ def prepare(
         chooser = dataclasses.replace(recipient, digital_mailbox=False, phone=None)
     short = draw(kind, "short", recipient.language, context)
     try:
-        channel = choose_channel(chooser, short.body)
+        # An appointment reminder is read on the day: SMS first when the resident has a mobile.
+        channel = choose_channel(chooser, short.body, prefer_sms=kind == "appointment_reminder")
     except Undeliverable as exc:
         long = draw(kind, "long", recipient.language, context)
         return Rendering("failed", None, long.language, long.template, long.subject, long.body, exc.reason)
@@ -232,7 +238,7 @@ _CANCEL_ORPHANED_PLANNED = text("""
 UPDATE messages m SET status = 'cancelled'
 FROM invitations i
 WHERE i.id = m.invitation_id AND m.status = 'planned' AND m.send_on <= :as_of
-  AND i.status NOT IN ('planned', 'open')
+  AND m.kind IN ('invitation', 'reminder') AND i.status NOT IN ('planned', 'open')
 """)
 
 _APPLY_RELEASE = text("""
@@ -276,14 +282,18 @@ async def _select_for_release(
     after: int = 0,
     limit: int = RELEASE_CHUNK,
     ids: Sequence[int] | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> Sequence[Any]:
-    """Planned messages of active invitations, locked; rows another worker holds are skipped."""
+    """Planned messages, locked, for invitations that are still active (the booking kinds: for
+    any invitation); rows another worker holds are skipped."""
     query = (
         select(
             Message.id,
             Message.kind,
             Message.sequence,
             Message.invitation_id,
+            Message.appointment_at,
+            Message.previous_appointment_at,
             Invitation.status.label("invitation_status"),
             Invitation.year,
             Invitation.age,
@@ -297,7 +307,10 @@ async def _select_for_release(
         .where(
             Message.status == "planned",
             Message.id > after,
-            Invitation.status.in_(ACTIVE_INVITATION_STATUSES),
+            or_(
+                Message.kind.not_in(INVITATION_KINDS),
+                Invitation.status.in_(ACTIVE_INVITATION_STATUSES),
+            ),
         )
         .order_by(Message.id)
         .limit(limit)
@@ -310,6 +323,8 @@ async def _select_for_release(
         query = query.where(Message.send_on <= as_of)
     if ids is not None:
         query = query.where(Message.id.in_(list(ids)))
+    if kinds is not None:
+        query = query.where(Message.kind.in_(list(kinds)))
     return (await session.execute(query)).all()
 
 
@@ -336,6 +351,8 @@ async def _release_rows(
             valid_until=row.valid_until,
             booking_url=settings.booking_url,
             reminder_number=row.sequence if row.kind == "reminder" else None,
+            appointment_at=row.appointment_at,
+            previous_appointment_at=row.previous_appointment_at,
         )
         try:
             rendering = prepare(
@@ -398,6 +415,7 @@ async def release_chunk(
     limit: int = RELEASE_CHUNK,
     at: datetime | None = None,
     actor: str = "worker",
+    kinds: Sequence[str] | None = None,
 ) -> tuple[ReleaseResult, int | None]:
     """Release up to ``limit`` due messages with ids above ``after`` in the caller's transaction.
 
@@ -405,7 +423,7 @@ async def release_chunk(
     the next chunk starts after: messages left planned by a template error are not retried in
     the same run, and rows another worker holds are that worker's.
     """
-    rows = await _select_for_release(session, as_of=as_of, after=after, limit=limit)
+    rows = await _select_for_release(session, as_of=as_of, after=after, limit=limit, kinds=kinds)
     if not rows:
         return ReleaseResult(), None
     result = await _release_rows(session, rows, settings, at=at or moment(as_of), actor=actor)
@@ -419,11 +437,13 @@ async def release_due(
     *,
     chunk: int = RELEASE_CHUNK,
     actor: str = "worker",
+    kinds: Sequence[str] | None = None,
 ) -> ReleaseResult:
     """Release every message due on ``as_of``, one transaction per chunk (jobs and the CLI).
 
     First cancels due planned messages whose invitation has closed (booked, declined, ...) so
-    they do not wait for ever. Safe to run twice, or in two workers at once.
+    they do not wait for ever. Safe to run twice, or in two workers at once. ``kinds`` limits
+    the release to those message kinds (the minutely release of booking confirmations).
     """
     total = ReleaseResult()
     at = moment(as_of)
@@ -433,7 +453,7 @@ async def release_due(
     while True:
         async with session_scope(sessionmaker) as session:
             result, last = await release_chunk(
-                session, settings, as_of, after=after, limit=chunk, at=at, actor=actor
+                session, settings, as_of, after=after, limit=chunk, at=at, actor=actor, kinds=kinds
             )
         if last is None:
             break
@@ -946,7 +966,11 @@ async def retry_message(
             f"message {message_id} is {message.status}; only a failed message can be retried",
             status_now=message.status,
         )
-    if invitation_status is not None and invitation_status not in ACTIVE_INVITATION_STATUSES:
+    if (
+        message.kind in INVITATION_KINDS
+        and invitation_status is not None
+        and invitation_status not in ACTIVE_INVITATION_STATUSES
+    ):
         raise MessageNotRetryable(
             f"message {message_id} belongs to an invitation that is {invitation_status}",
             invitation_status=invitation_status,

@@ -2,6 +2,8 @@
 
 from fastapi import APIRouter
 
+from halsosamtal.booking.portal import router as booking_portal
+from halsosamtal.booking.router import router as booking
 from halsosamtal.cohort.router import router as cohort
 from halsosamtal.invitations.history import router as invitation_history
 from halsosamtal.invitations.portal import router as portal
@@ -19,5 +21,7 @@ ROUTERS: list[APIRouter] = [
     invitations,
     invitation_history,
     messages,
+    booking,
     portal,
+    booking_portal,
 ]

@@ -2,9 +2,11 @@
 
 from typing import Any
 
+from halsosamtal.access import jobs as access_jobs
 from halsosamtal.invitations import jobs as invitation_jobs
 from halsosamtal.invitations import lifecycle_jobs
 from halsosamtal.messaging import jobs as message_jobs
 
-FUNCTIONS: list[Any] = [*invitation_jobs.FUNCTIONS, *lifecycle_jobs.FUNCTIONS, *message_jobs.FUNCTIONS]
-CRON_JOBS: list[Any] = [*invitation_jobs.CRON_JOBS, *lifecycle_jobs.CRON_JOBS, *message_jobs.CRON_JOBS]
+_MODULES = (invitation_jobs, lifecycle_jobs, message_jobs, access_jobs)
+FUNCTIONS: list[Any] = [f for m in _MODULES for f in m.FUNCTIONS]
+CRON_JOBS: list[Any] = [c for m in _MODULES for c in m.CRON_JOBS]

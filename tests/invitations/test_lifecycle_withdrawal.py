@@ -111,7 +111,8 @@ async def test_residents_who_died_emigrated_or_moved_out_have_their_invitations_
         sent_on=dt.date(2027, 3, 1),
     )
     reminder = await _reminder(sessionmaker, opened)
-    # A booked invitation stays booked, but no message of any kind goes to someone who died.
+    # A booked invitation is withdrawn too (its time is freed: see tests/booking), and no message
+    # of any kind goes to someone who died.
     booked, _ = await make_invitation(
         sessionmaker,
         await resident(sessionmaker, unit.id, deceased_on=dt.date(2027, 5, 2)),
@@ -131,13 +132,13 @@ async def test_residents_who_died_emigrated_or_moved_out_have_their_invitations_
         "dies_later": "planned",
         "alive": "planned",
     }
-    assert (status[opened], status[booked]) == ("withdrawn", "booked")
+    assert (status[opened], status[booked]) == ("withdrawn", "withdrawn")
     messages = await _messages(sessionmaker)
     for key in ("died", "emigrated", "moved"):
         assert messages[ids[key][1]] == "cancelled"
     assert messages[ids["alive"][1]] == "planned"
     assert (messages[reminder], messages[appointment_reminder]) == ("cancelled", "cancelled")
-    assert changes.closed == 4
+    assert changes.closed == 5
     assert changes.cancelled == 5
     reasons = {k: (await _events(sessionmaker, ids[k][0]))[-1] for k in ("died", "emigrated", "moved")}
     assert reasons == {

@@ -73,6 +73,7 @@ async def test_the_resident_sees_their_own_invitation(
         "care_unit_name": "Vårdcentralen Andersberg",
         "care_unit_hsa_id": unit.hsa_id,
         "valid_until": "2028-03-31",
+        "appointment": None,
     }
     short = person.personnummer[2:8] + "-" + person.personnummer[8:]  # the 10-digit form works too
     assert (await client.post(LOOKUP, json={"personnummer": short}, headers=portal)).json()[

@@ -32,6 +32,13 @@ def test_digital_mailbox_wins_over_sms_and_letter() -> None:
     assert choose_channel(recipient, SHORT) == "digital_mailbox"
 
 
+def test_an_appointment_reminder_prefers_sms_over_the_digital_mailbox() -> None:
+    recipient = replace(BASE, digital_mailbox=True, phone="070-123 45 67")
+    assert choose_channel(recipient, SHORT, prefer_sms=True) == "sms"
+    # Without a mobile it falls back to the usual order.
+    assert choose_channel(replace(recipient, phone=None), SHORT, prefer_sms=True) == "digital_mailbox"
+
+
 def test_sms_when_there_is_a_mobile_and_the_text_fits() -> None:
     assert choose_channel(replace(BASE, phone="070-123 45 67"), SHORT) == "sms"
 

@@ -507,7 +507,7 @@ async def test_the_jobs_release_and_deliver(
     delivered = await deliver_messages(ctx)
     assert delivered["sent"] == 1
     assert receiver.delivered == Counter({str(message_id): 1})
-    assert {f.name for f in FUNCTIONS} == {"release_messages", "deliver_messages"}
+    assert {f.name for f in FUNCTIONS} == {"release_messages", "release_confirmations", "deliver_messages"}
     assert all(c.unique and c.timeout_s for c in CRON_JOBS)
 
 

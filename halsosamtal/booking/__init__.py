@@ -1,0 +1,1 @@
+"""Booking: times that centres publish, self-booking by portals, attendance."""

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+
+from halsosamtal.core.http import StrictModel
+from halsosamtal.residents.lookup import ResidentLookup
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SlotState = Literal["free", "booked", "withdrawn"]
+AppointmentStatus = Literal["booked", "cancelled", "attended", "no_show"]
+
+MAX_SLOTS_PER_REQUEST = 5000
+MAX_TEMPLATE_DAYS = 400
+Resource = Field(
+    "",
+    max_length=100,
+    description="The practitioner or room the time is for, in the unit's own words; "
+    "leave empty when the unit books one calendar. Times of one resource may not overlap.",
+)
+
+
+class SlotIn(StrictModel):
+    starts_at: AwareDatetime = Field(examples=["2027-03-02T08:00:00+01:00"])
+    ends_at: AwareDatetime = Field(examples=["2027-03-02T08:45:00+01:00"])
+    resource: str = Resource
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> SlotIn:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        if self.ends_at - self.starts_at > dt.timedelta(hours=8):
+            raise ValueError("a slot is at most 8 hours long")
+        return self
+
+
+class SlotsPublish(StrictModel):
+    """Explicit times. Publishing a time that is already published changes nothing."""
+
+    slots: list[SlotIn] = Field(min_length=1, max_length=MAX_SLOTS_PER_REQUEST)
+
+
+class WeeklyTemplate(StrictModel):
+    """Times on the given weekdays between ``day_starts`` and ``day_ends`` (Swedish local time),
+    each ``talk_minutes`` long with ``gap_minutes`` between, for every day from ``first_day`` to
+    ``last_day`` (inclusive) except Swedish public holidays and the de facto holidays Midsummer
+    Eve, Christmas Eve and New Year's Eve."""
+
+    first_day: dt.date = Field(examples=["2027-03-01"])
+    last_day: dt.date = Field(examples=["2027-05-31"])
+    weekdays: list[Weekday] = Field(min_length=1, max_length=7, examples=[["tue", "thu"]])
+    day_starts: dt.time = Field(examples=["08:00"])
+    day_ends: dt.time = Field(examples=["12:00"])
+    talk_minutes: int = Field(ge=10, le=240, examples=[45])
+    gap_minutes: int = Field(0, ge=0, le=240, description="Minutes between two talks")
+    resource: str = Resource
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WeeklyTemplate:
+        if self.last_day < self.first_day:
+            raise ValueError("last_day is before first_day")
+        if (self.last_day - self.first_day).days >= MAX_TEMPLATE_DAYS:
+            raise ValueError(f"a template covers at most {MAX_TEMPLATE_DAYS} days; send several")
+        if len(set(self.weekdays)) != len(self.weekdays):
+            raise ValueError("weekdays lists a day twice")
+        if self.day_starts.tzinfo is not None or self.day_ends.tzinfo is not None:
+            raise ValueError("day_starts and day_ends are Swedish local times, without an offset")
+        if self.day_ends <= self.day_starts:
+            raise ValueError("day_ends must be after day_starts")
+        return self
+
+
+class SkippedDay(BaseModel):
+    date: dt.date
+    reason: str = Field(examples=["Nationaldagen"])
+
+
+class PublishResult(BaseModel):
+    created: int = Field(description="New times")
+    already_published: int = Field(description="Times that were published already (left as they were)")
+    reopened: int = Field(description="Withdrawn times published again")
+    skipped_days: list[SkippedDay] = Field(
+        default_factory=list, description="Template days without times: holidays"
+    )
+    first_starts_at: dt.datetime | None = None
+    last_starts_at: dt.datetime | None = None
+
+
+class SlotOut(BaseModel):
+    id: int
+    care_unit_hsa_id: str
+    starts_at: dt.datetime = Field(description="Swedish local time with its offset")
+    ends_at: dt.datetime
+    resource: str
+    state: SlotState
+    appointment_id: int | None = Field(None, description="The appointment holding the time, if any")
+
+
+class FreeSlot(BaseModel):
+    """A time the resident can book."""
+
+    id: int
+    starts_at: dt.datetime = Field(description="Swedish local time with its offset")
+    ends_at: dt.datetime
+    care_unit_name: str
+    care_unit_hsa_id: str
+
+
+class AppointmentEventOut(BaseModel):
+    from_status: AppointmentStatus | None = Field(description="Null for the booking itself")
+    to_status: AppointmentStatus
+    slot_id: int
+    previous_slot_id: int | None = Field(description="For a move: the time before")
+    at: dt.datetime
+    reason: str
+    actor: str = Field(description="API client name, 'cli' or 'worker'")
+
+
+class AppointmentOut(BaseModel):
+    id: int
+    invitation_id: int
+    status: AppointmentStatus
+    slot_id: int
+    starts_at: dt.datetime = Field(description="Swedish local time with its offset")
+    ends_at: dt.datetime
+    resource: str
+    care_unit_name: str
+    care_unit_hsa_id: str
+    booked_at: dt.datetime
+
+
+class CentreAppointmentOut(AppointmentOut):
+    personnummer: str = Field(description="Who is coming: only the unit's own clients and operators see it")
+
+
+class AppointmentDetail(CentreAppointmentOut):
+    events: list[AppointmentEventOut] = Field(description="Oldest first")
+
+
+# --- Requests -----------------------------------------------------------------------------------
+
+
+class SlotSearch(ResidentLookup):
+    invitation_id: int = Field(ge=1, description="`id` of the resident's invitation")
+    first_day: dt.date | None = Field(None, description="From this day (default: the first bookable)")
+    last_day: dt.date | None = Field(None, description="Up to and including this day")
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, description="`next_cursor` of the previous page")
+
+
+class BookRequest(ResidentLookup):
+    invitation_id: int = Field(ge=1, description="`id` of the resident's invitation")
+    slot_id: int = Field(ge=1)
+
+
+class MoveRequest(ResidentLookup):
+    slot_id: int = Field(ge=1, description="The new time")
+
+
+class PortalCancelRequest(ResidentLookup):
+    pass
+
+
+class CentreCancelRequest(StrictModel):
+    reason: str = Field(min_length=1, max_length=500, examples=["the nurse is ill"])
+
+
+class AttendanceRequest(StrictModel):
+    outcome: Literal["attended", "no_show"]
