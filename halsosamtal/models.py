@@ -8,6 +8,7 @@ from halsosamtal.invitations.models import BatchRun, Invitation, InvitationEvent
 from halsosamtal.messaging.models import DeliveryAttempt, Message
 from halsosamtal.programmes.models import ProgrammeYear, ProgrammeYearRevision
 from halsosamtal.residents.models import ListingPeriod, RegisterImport, Resident
+from halsosamtal.results.models import Result, ResultEvent, ResultVersion
 from halsosamtal.units.models import CareUnit
 
 __all__ = [
@@ -28,5 +29,8 @@ __all__ = [
     "ProgrammeYearRevision",
     "RegisterImport",
     "Resident",
+    "Result",
+    "ResultEvent",
+    "ResultVersion",
     "Slot",
 ]

@@ -702,10 +702,17 @@ async def record_attendance(
 
 
 async def mark(
-    session: AsyncSession, appointment: Any, outcome: str, *, actor: str, reason: str | None = None
+    session: AsyncSession,
+    appointment: Any,
+    outcome: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    change_invitation: bool = True,
 ) -> None:
     """Set a booked appointment (a locked row with id, slot_id, invitation_id, invitation_status)
-    to attended or no_show, with the invitation's change."""
+    to attended or no_show, with the invitation's change unless the caller makes its own (a
+    posted result completes the invitation)."""
     await session.execute(
         text("UPDATE appointments SET status = :status, updated_at = now() WHERE id = :id"),
         {"id": appointment.id, "status": outcome},
@@ -714,7 +721,7 @@ async def mark(
     await _appointment_event(
         session, appointment.id, "booked", outcome, appointment.slot_id, reason=words, actor=actor
     )
-    if appointment.invitation_status == "booked":
+    if change_invitation and appointment.invitation_status == "booked":
         to_status = "attended" if outcome == "attended" else "open"
         await _set_invitation_status(
             session,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -77,6 +78,14 @@ IdempotencyKey = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class Answer:
+    """An action's answer when its status depends on what it did (201 created, 200 unchanged)."""
+
+    body: BaseModel
+    status: int
+
+
 class IdempotencyKeyReused(InvalidInput):
     code = "idempotency-key-reused"
 
@@ -100,6 +109,12 @@ WHERE client_id = :client_id AND key = :key
 """)
 
 
+def _answer(result: BaseModel | Answer, default_status: int) -> tuple[Any, int]:
+    if isinstance(result, Answer):
+        return result.body.model_dump(mode="json"), result.status
+    return result.model_dump(mode="json"), default_status
+
+
 def _replay(status: int, body: Any) -> Response:
     headers = {REPLAYED_HEADER: "true"}
     if status >= 400:
@@ -113,7 +128,7 @@ async def idempotent(
     principal: Principal,
     key: str | None,
     payload: BaseModel | None,
-    action: Callable[[], Awaitable[BaseModel]],
+    action: Callable[[], Awaitable[BaseModel | Answer]],
     *,
     status_code: int = 200,
 ) -> Response:
@@ -124,8 +139,8 @@ async def idempotent(
     writes are rolled back to a savepoint first.
     """
     if key is None:
-        result = await action()
-        return JSONResponse(result.model_dump(mode="json"), status_code=status_code)
+        body, status = _answer(await action(), status_code)
+        return JSONResponse(body, status_code=status)
     method, path = request.method, request.url.path
     params = {
         "client_id": principal.client_id,
@@ -153,9 +168,9 @@ async def idempotent(
         status, body = exc.status, exc.problem(path)
         await session.execute(_STORE, {**params, "status": status, "response": orjson.dumps(body).decode()})
         return ProblemResponse(body, status_code=status)
-    body = result.model_dump(mode="json")
-    await session.execute(_STORE, {**params, "status": status_code, "response": orjson.dumps(body).decode()})
-    return JSONResponse(body, status_code=status_code)
+    answer, status = _answer(result, status_code)
+    await session.execute(_STORE, {**params, "status": status, "response": orjson.dumps(answer).decode()})
+    return JSONResponse(answer, status_code=status)
 
 
 async def prune(session: AsyncSession, *, older_than_hours: int) -> int:

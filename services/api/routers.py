@@ -11,6 +11,8 @@ from halsosamtal.invitations.router import router as invitations
 from halsosamtal.messaging.router import router as messages
 from halsosamtal.programmes.router import router as programmes
 from halsosamtal.residents.router import router as residents
+from halsosamtal.results.portal import router as results_portal
+from halsosamtal.results.router import router as results
 from halsosamtal.units.router import router as units
 
 ROUTERS: list[APIRouter] = [
@@ -22,6 +24,8 @@ ROUTERS: list[APIRouter] = [
     invitation_history,
     messages,
     booking,
+    results,
     portal,
     booking_portal,
+    results_portal,
 ]
