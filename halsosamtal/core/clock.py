@@ -27,6 +27,22 @@ def end_of_day(day: date) -> datetime:
     return start_of_day(day + timedelta(days=1))
 
 
+def moment(as_of: date, now: datetime | None = None) -> datetime:
+    """The timestamp a run for ``as_of`` writes: the current Swedish wall-clock time on that day.
+
+    For a run for today this is simply now. A run for another day (``--as-of``) writes that
+    day's date with today's time of day, so what it records (when an invitation went out, when
+    the last message was) is what a run on that day would have recorded.
+    """
+    current = (now or datetime.now(UTC)).astimezone(STOCKHOLM)
+    return (current + timedelta(days=(as_of - current.date()).days)).astimezone(UTC)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The start and end (exclusive) of a Swedish calendar day, as aware datetimes."""
+    return start_of_day(day), end_of_day(day)
+
+
 def local(value: datetime) -> datetime:
     """An aware time shown in Swedish local time."""
     return value.astimezone(STOCKHOLM)

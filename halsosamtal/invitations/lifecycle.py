@@ -51,11 +51,12 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from halsosamtal.booking.schemas import AppointmentOut
+from halsosamtal.core.clock import moment
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
 from halsosamtal.core.settings import Settings
 from halsosamtal.invitations.models import Invitation, InvitationEvent
-from halsosamtal.messaging.outbox import ReleaseResult, moment, release_due
+from halsosamtal.messaging.outbox import ReleaseResult, release_due
 from halsosamtal.residents import personnummer as pnr
 from halsosamtal.residents.models import Resident
 from halsosamtal.units.models import CareUnit

@@ -12,10 +12,10 @@ from typing import Annotated
 import typer
 
 from halsosamtal.cli.common import console, print_json
+from halsosamtal.core.clock import local_today as today
 from halsosamtal.core.settings import get_settings
 from halsosamtal.invitations import lifecycle
 from halsosamtal.messaging.cli import run_chunked
-from halsosamtal.messaging.outbox import today
 
 reminders_app = typer.Typer(help="Reminders to residents who have not answered.", no_args_is_help=True)
 app = typer.Typer(help="Invitations: expiry, withdrawal and listing moves.", no_args_is_help=True)

@@ -13,9 +13,9 @@ from typing import Any
 from arq import cron
 from arq.worker import func
 
+from halsosamtal.core.clock import local_today as today
 from halsosamtal.core.runtime import Resources
 from halsosamtal.invitations import lifecycle
-from halsosamtal.messaging.outbox import today
 
 REMINDERS_TIMEOUT_S = 1800
 UPKEEP_TIMEOUT_S = 1800

@@ -12,6 +12,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from halsosamtal.cli.common import console, fail, print_json, run_in_transaction, with_sessionmaker
+from halsosamtal.core import clock
 from halsosamtal.core.errors import DomainError
 from halsosamtal.core.settings import get_settings
 from halsosamtal.messaging import outbox
@@ -44,7 +45,7 @@ def run_chunked(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
 
 
 def _day(as_of: dt.datetime | None) -> dt.date:
-    return as_of.date() if as_of else outbox.today()
+    return as_of.date() if as_of else clock.local_today()
 
 
 @app.command("release")

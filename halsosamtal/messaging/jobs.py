@@ -14,8 +14,9 @@ from typing import Any
 from arq import cron
 from arq.worker import func
 
+from halsosamtal.core.clock import local_today as today
 from halsosamtal.core.runtime import Resources
-from halsosamtal.messaging.outbox import CONFIRMATION_KINDS, deliver_due, release_due, today
+from halsosamtal.messaging.outbox import CONFIRMATION_KINDS, deliver_due, release_due
 
 RELEASE_TIMEOUT_S = 1800
 DELIVERY_BUDGET_S = 50

@@ -49,7 +49,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -58,6 +58,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import DateTime, bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from halsosamtal.core.clock import STOCKHOLM, day_bounds, moment
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
 from halsosamtal.core.http import Page, decode_cursor, encode_cursor
@@ -67,7 +68,6 @@ from halsosamtal.messaging.channels import Channel, Recipient, Undeliverable, ch
 from halsosamtal.messaging.letters import PrintedLetter, write_print_file
 from halsosamtal.messaging.models import CHANNELS, DeliveryAttempt, Message
 from halsosamtal.messaging.templates import (
-    STOCKHOLM,
     Form,
     MessageContext,
     MessageKind,
@@ -116,32 +116,6 @@ class MessageNotFailed(Conflict):
 class MessageNotRetryable(Conflict):
     code = "message-not-retryable"
     title = "The message may not be sent any more"
-
-
-# --- Time ---------------------------------------------------------------------------------------
-
-
-def today() -> date:
-    """Today in Sweden: the day the daily jobs run for."""
-    return datetime.now(STOCKHOLM).date()
-
-
-def moment(as_of: date, now: datetime | None = None) -> datetime:
-    """The timestamp a run for ``as_of`` writes: the current Swedish wall-clock time on that day.
-
-    For a run for today this is simply now. A run for another day (``--as-of``) writes that
-    day's date with today's time of day, so what it records (when an invitation went out, when
-    the last message was) is what a run on that day would have recorded.
-    """
-    current = (now or datetime.now(UTC)).astimezone(STOCKHOLM)
-    return (current + timedelta(days=(as_of - current.date()).days)).astimezone(UTC)
-
-
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """The start and end (exclusive) of a Swedish calendar day, as aware datetimes."""
-    start = datetime(day.year, day.month, day.day, tzinfo=STOCKHOLM)
-    end_day = day + timedelta(days=1)
-    return start, datetime(end_day.year, end_day.month, end_day.day, tzinfo=STOCKHOLM)
 
 
 # --- Release ------------------------------------------------------------------------------------

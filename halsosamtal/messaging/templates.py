@@ -21,10 +21,11 @@ from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, get_args
-from zoneinfo import ZoneInfo
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
+
+from halsosamtal.core.clock import STOCKHOLM
 
 MessageKind = Literal[
     "invitation",
@@ -42,7 +43,6 @@ FORMS: tuple[Form, ...] = get_args(Form)
 LANGUAGES: tuple[Language, ...] = get_args(Language)
 
 BUILTIN_DIR = Path(__file__).with_name("templates")
-STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 _SV_WEEKDAYS = ("måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag")
 _SV_MONTHS = (

@@ -9,11 +9,11 @@ from typing import Any
 from arq.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from halsosamtal.core.clock import STOCKHOLM
 from halsosamtal.core.runtime import Resources
 from halsosamtal.core.settings import Settings
 from halsosamtal.invitations import lifecycle
 from halsosamtal.invitations.lifecycle_jobs import CRON_JOBS, FUNCTIONS, send_reminders
-from halsosamtal.messaging.templates import STOCKHOLM
 from halsosamtal.units.models import CareUnit
 from tests.messaging.factories import execute, fetch, make_invitation, make_year, resident
 

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from halsosamtal.core.clock import moment
 from halsosamtal.invitations.models import Invitation, InvitationEvent
 from halsosamtal.messaging.models import Message
-from halsosamtal.messaging.outbox import moment
 from halsosamtal.programmes.models import ProgrammeYear
 from halsosamtal.residents.models import Resident
 from tests.factories import make_resident

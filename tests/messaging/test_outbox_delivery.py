@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from halsosamtal.core import clock
 from halsosamtal.core.runtime import Resources
 from halsosamtal.core.settings import Settings
 from halsosamtal.invitations.history import router as history_router
@@ -330,7 +331,7 @@ async def test_letters_go_to_the_days_print_file_protected_ones_without_an_addre
     )
     report = await outbox.deliver_due(sessionmaker, hook_settings)
     assert (report.claimed, report.sent) == (3, 3)
-    path = hook_settings.letters_directory / print_file_name(outbox.today())
+    path = hook_settings.letters_directory / print_file_name(clock.local_today())
     assert report.print_files == [str(path)]
     rows = {r["message_id"]: r for r in _read(path)}
     assert set(rows) == {str(ids["address"]), str(ids["protected"])}
@@ -387,7 +388,7 @@ async def test_a_letter_whose_address_left_the_register_fails_and_is_not_printed
     )
     report = await outbox.deliver_due(sessionmaker, hook_settings)
     assert (report.sent, report.failed) == (1, 1)
-    path = hook_settings.letters_directory / print_file_name(outbox.today())
+    path = hook_settings.letters_directory / print_file_name(clock.local_today())
     assert [r["message_id"] for r in _read(path)] == [str(ids["a"])]
     [(status, error, sent_at)] = await fetch(
         sessionmaker, "SELECT status, last_error, sent_at FROM messages WHERE id = :id", id=ids["b"]
@@ -528,7 +529,7 @@ async def test_a_print_file_that_cannot_be_written_is_retried_later(
     await _time_passes(sessionmaker)
     report = await outbox.deliver_due(sessionmaker, hook_settings)
     assert report.sent == 1
-    path = hook_settings.letters_directory / print_file_name(outbox.today())
+    path = hook_settings.letters_directory / print_file_name(clock.local_today())
     assert [r["message_id"] for r in _read(path)] == [str(ids["a"])]
 
 

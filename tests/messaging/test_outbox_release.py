@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from halsosamtal.core import clock
+from halsosamtal.core.clock import STOCKHOLM
 from halsosamtal.core.settings import Settings
 from halsosamtal.messaging import outbox
-from halsosamtal.messaging.templates import STOCKHOLM
 from halsosamtal.units.models import CareUnit
 from tests.messaging.factories import SEND_ON, execute, fetch, make_invitation, make_year, resident
 
@@ -220,8 +221,8 @@ async def test_a_broken_template_leaves_messages_planned_until_it_is_fixed(
 
 def test_a_run_for_another_day_writes_that_days_date_at_the_current_time() -> None:
     now = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC)
-    assert outbox.moment(dt.date(2026, 11, 22), now) == now
-    shifted = outbox.moment(dt.date(2027, 3, 1), now).astimezone(STOCKHOLM)
+    assert clock.moment(dt.date(2026, 11, 22), now) == now
+    shifted = clock.moment(dt.date(2027, 3, 1), now).astimezone(STOCKHOLM)
     assert (shifted.date(), shifted.hour, shifted.minute) == (dt.date(2027, 3, 1), 10, 30)
-    summer = outbox.moment(dt.date(2027, 7, 1), now).astimezone(STOCKHOLM)
+    summer = clock.moment(dt.date(2027, 7, 1), now).astimezone(STOCKHOLM)
     assert (summer.date(), summer.hour) == (dt.date(2027, 7, 1), 10)  # wall-clock time kept over DST
