@@ -29,18 +29,14 @@ from starlette.routing import Route
 from halsosamtal.core import clock
 from halsosamtal.core.runtime import Resources
 from halsosamtal.core.settings import Settings
-from halsosamtal.invitations.history import router as history_router
 from halsosamtal.messaging import outbox
 from halsosamtal.messaging.channels import Recipient
 from halsosamtal.messaging.jobs import CRON_JOBS, FUNCTIONS, deliver_messages, release_messages
 from halsosamtal.messaging.letters import print_file_name
 from halsosamtal.messaging.models import Message
-from halsosamtal.messaging.router import router as messages_router
 from halsosamtal.messaging.webhook import OutgoingMessage, WebhookGateway, verify_signature
 from halsosamtal.residents.models import Resident
 from halsosamtal.units.models import CareUnit
-from services.api.app import create_app
-from services.api.routers import ROUTERS
 from tests.messaging.factories import SEND_ON, execute, fetch, make_invitation, make_year, resident
 
 SM = async_sessionmaker[AsyncSession]
@@ -131,20 +127,9 @@ def hook_settings(settings: Settings, receiver: Receiver, tmp_path: Path) -> Set
     )
 
 
-@pytest.fixture(scope="module")
-async def outbox_app(settings: Settings, resources: Resources) -> AsyncIterator[FastAPI]:
-    """The app with this feature's routers (added here until services/api/routers.py has them)."""
-    application = create_app(settings, resources)
-    for router in (messages_router, history_router):
-        if router not in ROUTERS:
-            application.include_router(router, prefix="/v1")
-    async with application.router.lifespan_context(application):
-        yield application
-
-
 @pytest.fixture
-async def client(outbox_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=outbox_app), base_url="http://t") as c:
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield c
 
 
