@@ -8,6 +8,7 @@ import sys
 import typer
 
 from halsosamtal.access.cli import app as clients_app
+from halsosamtal.booking.cli import app as slots_app
 from halsosamtal.cli import dev
 from halsosamtal.cli.common import console, database_url
 from halsosamtal.cli.groups import import_app
@@ -33,6 +34,7 @@ app.add_typer(batch_app, name="batch")
 app.add_typer(invitations_app, name="invitations")
 app.add_typer(reminders_app, name="reminders")
 app.add_typer(messages_app, name="messages")
+app.add_typer(slots_app, name="slots")
 app.add_typer(dev.app, name="dev")
 app.command("demo-data")(dev.demo_data)
 

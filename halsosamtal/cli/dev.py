@@ -128,6 +128,18 @@ def _load_demo(env: dict[str, str], data_dir: Path, residents: int) -> None:
                 f"{year + 1}-03-31",
             ],
         ),
+        (
+            "publishing bookable times (Tue and Thu mornings, the next 12 weeks)",
+            [
+                "slots",
+                "template",
+                "--all-participating",
+                "--first-day",
+                (dt.date.today() + dt.timedelta(days=7)).isoformat(),
+                "--last-day",
+                (dt.date.today() + dt.timedelta(weeks=12)).isoformat(),
+            ],
+        ),
     ]
     for what, args in steps:
         console.print(f"  {what} …")
