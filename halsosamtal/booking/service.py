@@ -35,7 +35,7 @@ from halsosamtal.booking.schemas import (
 )
 from halsosamtal.core import clock
 from halsosamtal.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from halsosamtal.core.http import Page, decode_cursor, encode_cursor
+from halsosamtal.core.http import Page, decode_time_cursor, time_page
 from halsosamtal.invitations.lifecycle import InvitationClosed, NoInvitation
 from halsosamtal.residents import personnummer as pnr
 
@@ -175,10 +175,7 @@ async def list_for_unit(
     """A unit's appointments whose time is in the range, by time: who is coming."""
     if last_day < first_day:
         raise InvalidInput("last_day is before first_day", field="last_day")
-    after_start, after_id = None, 0
-    if cursor is not None:
-        raw, after_id = decode_cursor(cursor, 2)
-        after_start = datetime.fromisoformat(raw)
+    after_start, after_id = decode_time_cursor(cursor)
     sql = (
         _APPOINTMENT
         + " WHERE s.care_unit_id = :unit AND s.starts_at >= :start AND s.starts_at < :end"
@@ -201,11 +198,8 @@ async def list_for_unit(
             },
         )
     ).all()
-    items = [CentreAppointmentOut(**_fields(r), personnummer=r.personnummer) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last.starts_at.isoformat(), last.id)
+    page, next_cursor = time_page(rows, limit)
+    items = [CentreAppointmentOut(**_fields(r), personnummer=r.personnummer) for r in page]
     return Page[CentreAppointmentOut](items=items, next_cursor=next_cursor)
 
 
@@ -311,10 +305,7 @@ async def search_free(
         earliest = max(earliest, clock.start_of_day(first_day))
     if last_day is not None:
         latest = min(latest, clock.end_of_day(last_day))
-    after_start, after_id = None, 0
-    if cursor is not None:
-        raw, after_id = decode_cursor(cursor, 2)
-        after_start = datetime.fromisoformat(raw)
+    after_start, after_id = decode_time_cursor(cursor)
     rows = (
         await session.execute(
             text("""
@@ -338,6 +329,7 @@ LIMIT :limit
             },
         )
     ).all()
+    page, next_cursor = time_page(rows, limit)
     items = [
         FreeSlot(
             id=r.id,
@@ -346,12 +338,8 @@ LIMIT :limit
             care_unit_name=r.unit_name,
             care_unit_hsa_id=r.hsa_id,
         )
-        for r in rows[:limit]
+        for r in page
     ]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last.starts_at.isoformat(), last.id)
     return Page[FreeSlot](items=items, next_cursor=next_cursor)
 
 

@@ -35,7 +35,7 @@ from halsosamtal.booking.schemas import (
 )
 from halsosamtal.core import clock
 from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
-from halsosamtal.core.http import Page, decode_cursor, encode_cursor
+from halsosamtal.core.http import Page, decode_time_cursor, time_page
 
 # Public holidays, and the de facto ones on which centres are closed (Midsummer Eve, Christmas
 # Eve, New Year's Eve). Sundays are not "holidays" here: a template says which weekdays it uses.
@@ -257,11 +257,7 @@ async def list_slots(
     """A unit's times from ``first_day`` to ``last_day`` (Swedish days), by start, paged."""
     if last_day < first_day:
         raise InvalidInput("last_day is before first_day", field="last_day")
-    after_start: datetime | None = None
-    after_id = 0
-    if cursor is not None:
-        raw_start, after_id = decode_cursor(cursor, 2)
-        after_start = datetime.fromisoformat(raw_start)
+    after_start, after_id = decode_time_cursor(cursor)
     sql = (
         _LIST
         + (f" AND {_STATE} = :state" if state is not None else "")
@@ -281,11 +277,8 @@ async def list_slots(
             },
         )
     ).all()
-    items = [_slot_out(r) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last.starts_at.isoformat(), last.id)
+    page, next_cursor = time_page(rows, limit)
+    items = [_slot_out(r) for r in page]
     return Page[SlotOut](items=items, next_cursor=next_cursor)
 
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 import logging
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
@@ -186,6 +187,30 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != arity:
         raise InvalidInput("cursor is not one this API gave out", field="cursor")
     return values
+
+
+def decode_time_cursor(cursor: str | None) -> tuple[datetime | None, int]:
+    """The (time, id) after which a page ordered by time then id continues; (None, 0) for the
+    first page. A cursor this API did not give out is a 422 on ``cursor``."""
+    if cursor is None:
+        return None, 0
+    raw, after_id = decode_cursor(cursor, 2)
+    try:
+        after = datetime.fromisoformat(raw)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("cursor is not one this API gave out", field="cursor") from exc
+    if after.tzinfo is None or not isinstance(after_id, int):
+        raise InvalidInput("cursor is not one this API gave out", field="cursor")
+    return after, after_id
+
+
+def time_page(rows: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | None]:
+    """Split ``limit + 1`` rows ordered by (``starts_at``, ``id``) into the page and the cursor
+    of the next one (None on the last page)."""
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(last.starts_at.isoformat(), last.id)
 
 
 T = TypeVar("T")
