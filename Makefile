@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_LINK_MODE := copy
 
-.PHONY: help install run test test-fast lint fmt openapi migrate stop bench-import bench-batch clean
+.PHONY: help install run test test-fast browser lint fmt openapi migrate stop bench-import bench-batch clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -25,11 +25,19 @@ install: .venv/.synced ## Install the environment from pyproject.toml and uv.loc
 run: install ## Run the API and the worker on a demo region (Postgres and Redis found or embedded)
 	$(UV) run --frozen --no-sync halsosamtal dev run
 
-test: install lint ## Lint, type-check and run the whole test suite (what CI runs)
+test: install lint browser ## Lint, type-check and run the whole test suite (what CI runs)
 	$(UV) run --frozen --no-sync pytest
 
 test-fast: install ## The test suite without lint
 	$(UV) run --frozen --no-sync pytest -x -q
+
+browser: ## Headless Chromium for the HTML report test: Debian's, installed when missing (as root with apt-get)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the HTML report test"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "warning: no chromium on the PATH; the HTML report test will fail (apt-get install chromium)"; fi; }
 
 lint: install ## ruff (lint and format check) and mypy --strict
 	$(UV) run --frozen --no-sync ruff check .

@@ -7,6 +7,7 @@ from halsosamtal.core.idempotency import IdempotencyRecord
 from halsosamtal.invitations.models import BatchRun, Invitation, InvitationEvent
 from halsosamtal.messaging.models import DeliveryAttempt, Message
 from halsosamtal.programmes.models import ProgrammeYear, ProgrammeYearRevision
+from halsosamtal.reports.models import DesoCni, ReimbursementClosing
 from halsosamtal.residents.models import ListingPeriod, RegisterImport, Resident
 from halsosamtal.results.models import Result, ResultEvent, ResultVersion
 from halsosamtal.units.models import CareUnit
@@ -20,6 +21,7 @@ __all__ = [
     "BatchRun",
     "CareUnit",
     "DeliveryAttempt",
+    "DesoCni",
     "IdempotencyRecord",
     "Invitation",
     "InvitationEvent",
@@ -28,6 +30,7 @@ __all__ = [
     "ProgrammeYear",
     "ProgrammeYearRevision",
     "RegisterImport",
+    "ReimbursementClosing",
     "Resident",
     "Result",
     "ResultEvent",

@@ -17,6 +17,7 @@ from halsosamtal.invitations.lifecycle_cli import app as invitations_app
 from halsosamtal.invitations.lifecycle_cli import reminders_app
 from halsosamtal.messaging.cli import app as messages_app
 from halsosamtal.programmes.cli import app as programme_app
+from halsosamtal.reports.cli import app as report_app
 from halsosamtal.residents import cli as _residents_cli  # noqa: F401 - registers its commands
 from halsosamtal.units import cli as _units_cli  # noqa: F401 - registers its commands
 
@@ -35,6 +36,7 @@ app.add_typer(invitations_app, name="invitations")
 app.add_typer(reminders_app, name="reminders")
 app.add_typer(messages_app, name="messages")
 app.add_typer(slots_app, name="slots")
+app.add_typer(report_app, name="report")
 app.add_typer(dev.app, name="dev")
 app.command("demo-data")(dev.demo_data)
 

@@ -10,6 +10,7 @@ from halsosamtal.invitations.portal import router as portal
 from halsosamtal.invitations.router import router as invitations
 from halsosamtal.messaging.router import router as messages
 from halsosamtal.programmes.router import router as programmes
+from halsosamtal.reports.router import router as reports
 from halsosamtal.residents.router import router as residents
 from halsosamtal.results.portal import router as results_portal
 from halsosamtal.results.router import router as results
@@ -25,6 +26,7 @@ ROUTERS: list[APIRouter] = [
     messages,
     booking,
     results,
+    reports,
     portal,
     booking_portal,
     results_portal,

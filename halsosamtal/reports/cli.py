@@ -1,0 +1,366 @@
+"""``halsosamtal report participation|outcomes|reimbursement|summary|close`` and
+``halsosamtal import cni``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from contextlib import nullcontext
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from halsosamtal.cli.common import console, err_console, fail, run_in_transaction
+from halsosamtal.cli.groups import import_app
+from halsosamtal.core.imports import RejectReport
+from halsosamtal.core.settings import get_settings
+from halsosamtal.reports import cni, export, html, outcomes, participation, reimbursement
+from halsosamtal.reports.schemas import (
+    CniImportSummary,
+    OutcomeDimension,
+    OutcomesReport,
+    ParticipationDimension,
+    ParticipationReport,
+    ReimbursementStatement,
+)
+from halsosamtal.reports.scope import resolve_scope
+
+app = typer.Typer(
+    help="Reports: participation, health outcomes, the reimbursement statement; close a month.",
+    no_args_is_help=True,
+)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    html = "html"
+
+
+Year = Annotated[int, typer.Option(help="Programme year (reimbursement: calendar year of the months).")]
+Unit = Annotated[str | None, typer.Option(help="Only this care unit (HSA-id).")]
+Month = Annotated[int | None, typer.Option(min=1, max=12, help="Only this month (reimbursement).")]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", help="table, csv, json or html.")]
+Out = Annotated[Path | None, typer.Option(help="Write to this file (default: standard output).")]
+
+# The HTML report always shows these breakdowns (its charts need them).
+HTML_PARTICIPATION: tuple[ParticipationDimension, ...] = (
+    "unit",
+    "sex",
+    "age",
+    "municipality",
+    "cni_quintile",
+)
+HTML_OUTCOMES: tuple[OutcomeDimension, ...] = ("sex", "age", "unit")
+
+
+def _write(text: str, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.write_text(text, encoding="utf-8")
+    err_console.print(f"wrote {out}")
+
+
+def _json(report: BaseModel) -> str:
+    return json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=2) + "\n"
+
+
+def _print_tables(tables: Sequence[Table], out: Path | None) -> None:
+    """Each table as wide as it needs: a report's figures are never cut to fit a terminal."""
+    with out.open("w", encoding="utf-8") if out is not None else nullcontext(sys.stdout) as target:
+        for table in tables:
+            width = Console(width=10_000).measure(table).maximum
+            printer = Console(
+                file=target,
+                width=max(width, 80),
+                color_system=None if out is not None else "auto",
+                highlight=False,
+            )
+            printer.print(table)
+    if out is not None:
+        err_console.print(f"wrote {out}")
+
+
+def _no_month(month: int | None) -> None:
+    if month is not None:
+        fail("--month is for the reimbursement statement; this report covers the programme year")
+
+
+def _threshold() -> int:
+    return get_settings().small_cell_threshold
+
+
+@app.command("participation")
+def participation_command(
+    year: Year,
+    unit: Unit = None,
+    month: Month = None,
+    group_by: Annotated[
+        list[str] | None,
+        typer.Option(help="Breakdown: unit, age, sex, municipality, deso, cni_quintile (repeatable)."),
+    ] = None,
+    fmt: FormatOption = OutputFormat.table,
+    out: Out = None,
+) -> None:
+    """The participation funnel of a programme year, in total and by the breakdowns asked for
+    (default: unit). Small cells are suppressed."""
+    _no_month(month)
+    dimensions = _dimensions(group_by or ["unit"], participation.DIMENSIONS, "--group-by")
+    if fmt is OutputFormat.html:
+        dimensions = list(dict.fromkeys([*HTML_PARTICIPATION, *dimensions]))
+
+    async def work(session: AsyncSession) -> ParticipationReport:
+        scope = await resolve_scope(session, None, unit)
+        return await participation.participation(
+            session, year, group_by=dimensions, scope=scope, threshold=_threshold()
+        )
+
+    report = run_in_transaction(work)
+    if fmt is OutputFormat.json:
+        _write(_json(report), out)
+    elif fmt is OutputFormat.csv:
+        _write(export.participation_csv(report), out)
+    elif fmt is OutputFormat.html:
+        _write(html.render(title=f"Participation {year}", participation=report), out)
+    else:
+        _print_tables(_participation_tables(report), out)
+
+
+@app.command("outcomes")
+def outcomes_command(
+    year: Year,
+    unit: Unit = None,
+    month: Month = None,
+    group_by: Annotated[
+        list[str] | None, typer.Option(help="Breakdown: sex, age, unit (repeatable).")
+    ] = None,
+    fmt: FormatOption = OutputFormat.table,
+    out: Out = None,
+) -> None:
+    """Health outcomes among the year's completed talks, in total and by the breakdowns asked
+    for (default: sex). Small cells are suppressed."""
+    _no_month(month)
+    dimensions = _dimensions(group_by or ["sex"], outcomes.DIMENSIONS, "--group-by")
+    if fmt is OutputFormat.html:
+        dimensions = list(dict.fromkeys([*HTML_OUTCOMES, *dimensions]))
+
+    async def work(session: AsyncSession) -> OutcomesReport:
+        scope = await resolve_scope(session, None, unit)
+        return await outcomes.outcomes(
+            session, year, group_by=dimensions, scope=scope, threshold=_threshold()
+        )
+
+    report = run_in_transaction(work)
+    if fmt is OutputFormat.json:
+        _write(_json(report), out)
+    elif fmt is OutputFormat.csv:
+        _write(export.outcomes_csv(report), out)
+    elif fmt is OutputFormat.html:
+        _write(html.render(title=f"Health outcomes {year}", outcomes=report), out)
+    else:
+        _print_tables(_outcome_tables(report), out)
+
+
+@app.command("reimbursement")
+def reimbursement_command(
+    year: Year,
+    month: Month = None,
+    unit: Unit = None,
+    fmt: FormatOption = OutputFormat.table,
+    out: Out = None,
+    lines: Annotated[bool, typer.Option("--lines", help="table: list every line too.")] = False,
+) -> None:
+    """The reimbursement statement per care unit and month: talks, start grants and reversals,
+    with totals. Not suppressed."""
+
+    async def work(session: AsyncSession) -> ReimbursementStatement:
+        scope = await resolve_scope(session, None, unit)
+        return await reimbursement.statement(session, year, month, scope=scope)
+
+    report = run_in_transaction(work)
+    period = f"{year}" + (f"-{month:02d}" if month else "")
+    if fmt is OutputFormat.json:
+        _write(_json(report), out)
+    elif fmt is OutputFormat.csv:
+        _write(export.reimbursement_csv(report), out)
+    elif fmt is OutputFormat.html:
+        _write(html.render(title=f"Reimbursement {period}", reimbursement=report), out)
+    else:
+        _print_tables(_statement_tables(report, with_lines=lines), out)
+
+
+@app.command("summary")
+def summary_command(
+    year: Year,
+    unit: Unit = None,
+    out: Out = None,
+) -> None:
+    """One HTML file with all three reports for the year: the funnel and participation by
+    unit, sex, age and area; health outcomes; the reimbursement statement per unit."""
+
+    async def work(
+        session: AsyncSession,
+    ) -> tuple[ParticipationReport, OutcomesReport, ReimbursementStatement]:
+        scope = await resolve_scope(session, None, unit)
+        threshold = _threshold()
+        return (
+            await participation.participation(
+                session, year, group_by=HTML_PARTICIPATION, scope=scope, threshold=threshold
+            ),
+            await outcomes.outcomes(session, year, group_by=HTML_OUTCOMES, scope=scope, threshold=threshold),
+            await reimbursement.statement(session, year, scope=scope),
+        )
+
+    taking_part, health, statement = run_in_transaction(work)
+    page = html.render(
+        title=f"Health dialogues {year}",
+        participation=taking_part,
+        outcomes=health,
+        reimbursement=statement,
+    )
+    _write(page, out)
+
+
+@app.command("close")
+def close_command(
+    year: Annotated[int, typer.Option(help="Calendar year of the month.")],
+    month: Annotated[int, typer.Option(min=1, max=12, help="The month to close.")],
+) -> None:
+    """Close (report) a month of the reimbursement statement once it has ended: from then on it
+    never changes. Months close in order."""
+    closed = run_in_transaction(lambda s: reimbursement.close_month(s, year, month, actor="cli"))
+    console.print(
+        f"closed {closed.month}: {closed.lines} lines, {closed.total:.2f} SEK (digest {closed.digest[:12]})",
+        highlight=False,
+    )
+
+
+@import_app.command("cni")
+def import_cni_command(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV: deso,cni")],
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where to write the reject report (default: FILE.rejects.csv)")
+    ] = None,
+) -> None:
+    """Replace the Care Need Index table (per DeSO area). Bad rows go to the reject report and
+    give exit status 2; then areas missing from the file are kept."""
+
+    async def work(session: AsyncSession) -> CniImportSummary:
+        with file.open(encoding="utf-8-sig", newline="") as f:
+            return await cni.import_cni(session, f)
+
+    summary = run_in_transaction(work)
+    console.print(
+        f"rows {summary.rows}: inserted {summary.inserted}, updated {summary.updated}, "
+        f"unchanged {summary.unchanged}, removed {summary.removed}, rejected {summary.rejected}"
+    )
+    for warning in summary.warnings:
+        err_console.print(f"warning: {warning}")
+    if summary.rejects:
+        path = rejects or file.with_suffix(".rejects.csv")
+        RejectReport(list(summary.rejects)).write(path)
+        err_console.print(f"{summary.rejected} rejected row(s) listed in {path}")
+        raise typer.Exit(2)
+
+
+# --- Tables -------------------------------------------------------------------------------------
+
+
+def _dimensions(given: Sequence[str], allowed: Sequence[Any], option: str) -> list[Any]:
+    unknown = [g for g in given if g not in allowed]
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(allowed)}", param_hint=option)
+    return list(dict.fromkeys(given))
+
+
+def _percent(shown: str, value: float | int | None, suppressed: bool) -> str:
+    if suppressed or value is None:
+        return shown
+    return f"{float(value) * 100:.1f} %"
+
+
+def _participation_tables(report: ParticipationReport) -> list[Table]:
+    tables = []
+    for dimension, groups in report.groups.items():
+        table = Table(title=f"Participation {report.year} by {dimension}")
+        for header in ("", *export.COUNT_FIELDS, "invited %", "participation %"):
+            table.add_column(header.replace("_", " "), justify="left" if not header else "right")
+        for g in [*groups, report.total]:
+            table.add_row(
+                "Total" if g is report.total else g.label,
+                *(getattr(g.counts, f).shown for f in export.COUNT_FIELDS),
+                _percent(g.rates.invited.shown, g.rates.invited.value, g.rates.invited.suppressed),
+                _percent(
+                    g.rates.participation.shown, g.rates.participation.value, g.rates.participation.suppressed
+                ),
+                end_section=g is groups[-1] if groups else False,
+            )
+        tables.append(table)
+    return tables
+
+
+def _outcome_tables(report: OutcomesReport) -> list[Table]:
+    # Transposed: a row per figure, a column per group (there are many figures, few groups).
+    tables = []
+    for dimension, groups in report.groups.items():
+        table = Table(title=f"Health outcomes {report.year} by {dimension}")
+        table.add_column("")
+        columns = [*groups, report.total]
+        for g in columns:
+            table.add_column("Total" if g is report.total else g.label, justify="right")
+        values = [dict(export.outcome_columns(g)) for g in columns]
+        for name, _ in export.outcome_columns(report.total):
+            table.add_row(name.replace("_", " "), *(v[name] for v in values))
+        tables.append(table)
+    return tables
+
+
+def _statement_tables(report: ReimbursementStatement, *, with_lines: bool) -> list[Table]:
+    months = Table(title="Months")
+    for header in ("month", "closed", "by", "unchanged since closed"):
+        months.add_column(header)
+    for m in report.months:
+        months.add_row(
+            m.month,
+            m.closed_at.isoformat() if m.closed_at else "open",
+            m.closed_by or "",
+            "" if m.unchanged_since_closed is None else ("yes" if m.unchanged_since_closed else "NO"),
+        )
+    totals = Table(title=f"Reimbursement {report.year}" + (f"-{report.month:02d}" if report.month else ""))
+    for header, justify in (("month", "left"), ("care unit", "left"), ("lines", "right"), ("SEK", "right")):
+        totals.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for t in report.totals:
+        totals.add_row(
+            t.month or "all months",
+            f"{t.care_unit_name} ({t.care_unit})" if t.care_unit else "all units",
+            str(t.lines),
+            f"{t.amount:.2f}",
+        )
+    tables = [months, totals]
+    if with_lines:
+        listing = Table(title="Lines")
+        for header in ("id", "month", "unit", "kind", "EHR record", "reverses", "qty", "rate", "SEK"):
+            listing.add_column(header)
+        for ln in report.lines:
+            listing.add_row(
+                ln.id,
+                ln.month,
+                ln.care_unit,
+                ln.kind,
+                ln.external_id or "",
+                ln.reverses or "",
+                str(ln.quantity),
+                f"{ln.unit_amount:.2f}",
+                f"{ln.amount:.2f}",
+            )
+        tables.append(listing)
+    return tables
