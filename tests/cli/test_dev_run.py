@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,13 +31,25 @@ def _get(url: str, key: str | None = None) -> tuple[int, bytes]:
     return response.status_code, response.content
 
 
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data folder outside pytest's own temporary folders: the embedded Postgres runs as
+    another user (as root, pgserver's 'pgserver'), and any pytest session that starts meanwhile
+    resets /tmp/pytest-of-<user> to mode 0700, locking that user out of a folder below it."""
+    folder = Path(tempfile.mkdtemp(prefix="halsosamtal-dev-run-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_dev_run_on_embedded_servers_comes_up_and_stops_cleanly(tmp_path: Path) -> None:
+def test_dev_run_on_embedded_servers_comes_up_and_stops_cleanly(data_dir: Path) -> None:
     api_port, redis_port = _free_port(), _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
         "HALSOSAMTAL_EMBEDDED": "1",
-        "HALSOSAMTAL_DATA_DIR": str(tmp_path / "data"),
+        "HALSOSAMTAL_DATA_DIR": str(data_dir / "data"),
         "HALSOSAMTAL_EMBEDDED_REDIS_PORT": str(redis_port),
     }
     process = subprocess.Popen(  # noqa: S603 - our own CLI
@@ -67,7 +82,7 @@ def test_dev_run_on_embedded_servers_comes_up_and_stops_cleanly(tmp_path: Path) 
                 break
             time.sleep(0.5)
         assert status == 200, "the API never became ready"
-        key = (tmp_path / "data" / "demo-operator.key").read_text().strip()
+        key = (data_dir / "data" / "demo-operator.key").read_text().strip()
         code, body = _get(f"{base}/v1/care-units", key)
         assert code == 200
         assert len(json.loads(body)) == 10
@@ -83,4 +98,4 @@ def test_dev_run_on_embedded_servers_comes_up_and_stops_cleanly(tmp_path: Path) 
     assert "stopped" in output
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", redis_port), timeout=1).close()
-    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+    assert not (data_dir / "data" / "postgres" / "postmaster.pid").exists()
