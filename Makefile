@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_LINK_MODE := copy
 
-.PHONY: help install run test test-fast browser lint fmt openapi migrate stop bench-import bench-batch clean
+.PHONY: help install run test test-fast browser lint fmt openapi migrate stop bench-import bench-batch bench-booking clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench-import: install ## Benchmark: import 1,000,000 residents vs a raw COPY
 
 bench-batch: install ## Benchmark: a 2,500,000-resident register's invitation batch
 	$(UV) run --frozen --no-sync python bench/batch.py
+
+bench-booking: install ## Benchmark: slot search, booking and a booking race on a running API vs /healthz
+	$(UV) run --frozen --no-sync python bench/booking.py
 
 clean: ## Remove the environment and caches (keeps .data)
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache
