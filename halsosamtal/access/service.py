@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.access import keys
@@ -96,20 +96,19 @@ async def revoke_client(session: AsyncSession, name: str) -> ClientOut:
     return _out(*row)
 
 
+# Plain SQL: it runs on every request, and the ORM form costs its cache-key work every time.
+_AUTHENTICATE = text("""
+SELECT c.id, c.name, c.role,
+       coalesce((SELECT array_agg(u.care_unit_id) FROM api_client_care_units u WHERE u.client_id = c.id),
+                '{}') AS units
+FROM api_clients c
+WHERE c.key_hash = :key_hash AND c.revoked_at IS NULL
+""")
+
+
 async def authenticate(session: AsyncSession, key: str) -> Principal | None:
     """The client a key belongs to, or None when the key is unknown or revoked."""
-    units = (
-        select(func.coalesce(func.array_agg(ApiClientCareUnit.care_unit_id), []))
-        .where(ApiClientCareUnit.client_id == ApiClient.id)
-        .scalar_subquery()
-    )
-    row = (
-        await session.execute(
-            select(ApiClient.id, ApiClient.name, ApiClient.role, units).where(
-                ApiClient.key_hash == keys.hash_key(key), ApiClient.revoked_at.is_(None)
-            )
-        )
-    ).first()
+    row = (await session.execute(_AUTHENTICATE, {"key_hash": keys.hash_key(key)})).first()
     if row is None:
         return None
-    return Principal(client_id=row[0], name=row[1], role=row[2], care_unit_ids=frozenset(row[3]))
+    return Principal(client_id=row.id, name=row.name, role=row.role, care_unit_ids=frozenset(row.units))

@@ -51,9 +51,15 @@ def create_engine(
     max_overflow: int = 10,
     statement_timeout_ms: int = 0,
     application_name: str = "halsosamtal",
+    pre_ping: bool = True,
     **kwargs: Any,
 ) -> AsyncEngine:
-    """An asyncpg engine; the URL may be plain ``postgresql://`` and is given the driver."""
+    """An asyncpg engine; the URL may be plain ``postgresql://`` and is given the driver.
+
+    ``pre_ping`` tests each connection as it leaves the pool (three round trips on asyncpg).
+    The API turns it off: a request's first statement meets a dropped connection instead, the
+    pool discards it and the request answers 503 (clients retry; every write is idempotent).
+    """
     server_settings = {"application_name": application_name, "timezone": "UTC"}
     if statement_timeout_ms:
         server_settings["statement_timeout"] = str(statement_timeout_ms)
@@ -61,7 +67,7 @@ def create_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={"server_settings": server_settings},
         **kwargs,
     )

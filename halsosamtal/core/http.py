@@ -148,6 +148,18 @@ def install_error_handlers(app: FastAPI) -> None:
             "code": "internal",
             "instance": request.url.path,
         }
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            # The connection was gone (the database restarted, a proxy dropped it); the pool has
+            # discarded it, and the same request sent again gets a fresh one.
+            body.update(
+                status=503,
+                code="database-unavailable",
+                title="Database unavailable",
+                type=PROBLEM_TYPE_PREFIX + "database-unavailable",
+                detail="the connection to the database was lost; send the request again (writes with the "
+                "same Idempotency-Key are safe to repeat)",
+            )
+            return ProblemResponse(body, status_code=503, headers={"Retry-After": "1"})
         if isinstance(exc, DBAPIError) and "statement timeout" in str(exc.orig):
             body.update(
                 status=503,

@@ -37,6 +37,7 @@ async def open_resources(
     application_name: str,
     check_schema: bool = True,
     statement_timeout_ms: int = 0,
+    pre_ping: bool = True,
 ) -> Resources:
     """Connect to Postgres and Redis (found as ``infra`` says) and check the schema is current."""
     endpoints = (
@@ -50,6 +51,9 @@ async def open_resources(
         max_overflow=settings.db_max_overflow,
         statement_timeout_ms=statement_timeout_ms,
         application_name=application_name,
+        pre_ping=pre_ping,
+        # Without pre-ping, old connections are replaced before a server or proxy times them out.
+        pool_recycle=-1 if pre_ping else 1800,
     )
     try:
         if check_schema:

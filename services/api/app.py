@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             settings,
             application_name="halsosamtal-api",
             statement_timeout_ms=settings.db_statement_timeout_ms,
+            pre_ping=False,
         )
         app.state.resources = res
         app.state.settings = settings
