@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer, model_validator
 
 from halsosamtal.core.http import StrictModel
 from halsosamtal.residents.lookup import ResidentLookup
@@ -22,11 +22,16 @@ def _measured(unit: str, places: int) -> object:
     )
 
 
-MmHg = Annotated[Decimal, _measured("mmHg", 1)]
-Cm = Annotated[Decimal, _measured("cm", 1)]
-Kg = Annotated[Decimal, _measured("kg", 1)]
-MmolL = Annotated[Decimal, _measured("mmol/L", 2)]
-MmolMol = Annotated[Decimal, _measured("mmol/mol", 1)]
+# Exact decimals inside (as posted, and for the arithmetic), JSON numbers outside: what an
+# integrator posts as 140.5 reads back as 140.5, not "140.5".
+AsNumber = PlainSerializer(float, return_type=float, when_used="json")
+Number = Annotated[Decimal, AsNumber]
+
+MmHg = Annotated[Decimal, _measured("mmHg", 1), AsNumber]
+Cm = Annotated[Decimal, _measured("cm", 1), AsNumber]
+Kg = Annotated[Decimal, _measured("kg", 1), AsNumber]
+MmolL = Annotated[Decimal, _measured("mmol/L", 2), AsNumber]
+MmolMol = Annotated[Decimal, _measured("mmol/mol", 1), AsNumber]
 
 HsaIdText = Annotated[
     str, Field(pattern=r"^SE[0-9]{10}-[A-Za-z0-9]{1,31}$", examples=["SE2321000131-P000000000042"])
@@ -116,7 +121,7 @@ class ResultIn(StrictModel):
     habits: Habits
     referrals: list[ReferralKind] = Field(default_factory=list, max_length=5)
     health_curve: (
-        dict[HealthCurveArea, Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False)]] | None
+        dict[HealthCurveArea, Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False), AsNumber]] | None
     ) = Field(None, description="Health-curve areas with the score the centre's method records (0-100)")
 
     @model_validator(mode="after")
@@ -134,7 +139,7 @@ class RetractRequest(StrictModel):
 
 class Score2Out(BaseModel):
     applies: bool
-    risk_percent: Decimal | None = Field(None, description="10-year risk of fatal and non-fatal CVD, percent")
+    risk_percent: Number | None = Field(None, description="10-year risk of fatal and non-fatal CVD, percent")
     category: Category | None = Field(None, description="ESC 2021 category for the age band")
     not_applicable: NotApplicableReason | None = None
     explanation: str | None = Field(None, description="Why there is no number, when there is none")
@@ -149,7 +154,7 @@ class HabitFinding(BaseModel):
 class Derived(BaseModel):
     """Computed by the service under the named rule versions, stored with the version."""
 
-    bmi: Decimal
+    bmi: Number
     score2: Score2Out
     tobacco: HabitFinding
     alcohol: HabitFinding
@@ -173,7 +178,7 @@ class ResultOut(BaseModel):
     measurements: Measurements
     habits: Habits
     referrals: list[ReferralKind]
-    health_curve: dict[str, Decimal] | None
+    health_curve: dict[str, Number] | None
     derived: Derived
     recorded_at: dt.datetime
     recorded_by: str
@@ -221,8 +226,8 @@ class ResidentSummary(BaseModel):
     held_on: dt.date
     care_unit_name: str
     risk: str = Field(description="The 10-year risk in words, or why it was not estimated")
-    risk_percent: Decimal | None
-    bmi: Decimal
+    risk_percent: Number | None
+    bmi: Number
     findings: list[str] = Field(description="One sentence per living habit")
     advice: list[str] = Field(description="What was offered, per habit where something was")
     referrals: list[str]

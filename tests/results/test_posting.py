@@ -75,16 +75,19 @@ async def test_a_posted_result_completes_the_invitation_with_score2_and_findings
     result = response.json()
     assert result["change"] == "created"
     assert result["version"] == 1
+    # What was posted reads back as posted: JSON numbers, not strings.
+    assert result["measurements"]["systolic"] == 140
+    assert result["measurements"]["fasting_glucose"] == 5.4
     derived = result["derived"]
     assert derived["score2"] == {
         "applies": True,
-        "risk_percent": "8.11",
+        "risk_percent": 8.11,
         "category": "high",  # 50-69: 5 to <10 %
         "not_applicable": None,
         "explanation": None,
         "age_used": 50,
     }
-    assert derived["bmi"] == "25.0"  # 81 / 1.8^2 = 24.999...
+    assert derived["bmi"] == 25.0  # 81 / 1.8^2 = 24.999...
     assert derived["tobacco"] == {"finding": "unhealthy", "action": "advisory_talk"}
     assert derived["alcohol"]["finding"] == "healthy"
     assert derived["physical_activity"]["finding"] == "unhealthy"  # 30 * 2 + 60 = 120 < 150
@@ -100,7 +103,7 @@ async def test_a_woman_gets_her_own_coefficients(
 ) -> None:
     _, ehr, invitation_id, _ = await _setup(sessionmaker, make_unit, make_key, sex="F")
     response = await api.post("/v1/results", json=document(invitation_id), headers=ehr)
-    assert response.json()["derived"]["score2"]["risk_percent"] == "5.23"
+    assert response.json()["derived"]["score2"]["risk_percent"] == 5.23
     assert response.json()["derived"]["score2"]["category"] == "high"
 
 
