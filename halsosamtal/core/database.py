@@ -68,6 +68,8 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=pre_ping,
+        # Errors and logs never carry a statement's values: they are personal data.
+        hide_parameters=True,
         connect_args={"server_settings": server_settings},
         **kwargs,
     )

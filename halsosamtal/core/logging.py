@@ -27,12 +27,20 @@ class RedactPersonalNumbers(logging.Filter):
         return True
 
 
+class RedactingFormatter(logging.Formatter):
+    """Formats a record, then redacts the whole text: the traceback of an exception too, which
+    may carry a query's parameters (a database error names the values it failed on)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     if any(isinstance(f, RedactPersonalNumbers) for h in root.handlers for f in h.filters):
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactPersonalNumbers())
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
