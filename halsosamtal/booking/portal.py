@@ -23,13 +23,13 @@ from halsosamtal.booking.schemas import (
     SlotSearch,
 )
 from halsosamtal.core.auth import require
-from halsosamtal.core.http import Page, Session, problem_responses
+from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 
 Portal = Annotated[Principal, Depends(require("portal"))]
-AppointmentId = Annotated[int, Path(ge=1)]
+AppointmentId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.post(

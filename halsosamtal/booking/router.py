@@ -3,7 +3,6 @@ record attendance. For the unit's own EHR adapter (an ``ehr`` client bound to it
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -22,16 +21,16 @@ from halsosamtal.booking.schemas import (
     SlotState,
     WeeklyTemplate,
 )
-from halsosamtal.core.http import Page, Session, problem_responses
+from halsosamtal.core.http import MAX_ID, Page, ServiceDay, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.units.access import ActingUnit, HsaId, OperatorOrEhr
 
 router = APIRouter(tags=["booking (care units)"])
 
-SlotId = Annotated[int, Path(ge=1)]
-AppointmentId = Annotated[int, Path(ge=1)]
-FirstDay = Annotated[date, Query(description="First day (Swedish local), inclusive")]
-LastDay = Annotated[date, Query(description="Last day (Swedish local), inclusive")]
+SlotId = Annotated[int, Path(ge=1, le=MAX_ID)]
+AppointmentId = Annotated[int, Path(ge=1, le=MAX_ID)]
+FirstDay = Annotated[ServiceDay, Query(description="First day (Swedish local), inclusive")]
+LastDay = Annotated[ServiceDay, Query(description="Last day (Swedish local), inclusive")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
 

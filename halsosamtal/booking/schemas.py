@@ -3,9 +3,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from halsosamtal.core.http import StrictModel
+from halsosamtal.core.http import MAX_ID, ServiceDay, ServiceTime, StrictModel
 from halsosamtal.residents.lookup import ResidentLookup
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -24,8 +24,8 @@ Resource = Field(
 
 
 class SlotIn(StrictModel):
-    starts_at: AwareDatetime = Field(examples=["2027-03-02T08:00:00+01:00"])
-    ends_at: AwareDatetime = Field(examples=["2027-03-02T08:45:00+01:00"])
+    starts_at: ServiceTime = Field(examples=["2027-03-02T08:00:00+01:00"])
+    ends_at: ServiceTime = Field(examples=["2027-03-02T08:45:00+01:00"])
     resource: str = Resource
 
     @model_validator(mode="after")
@@ -49,8 +49,8 @@ class WeeklyTemplate(StrictModel):
     ``last_day`` (inclusive) except Swedish public holidays and the de facto holidays Midsummer
     Eve, Christmas Eve and New Year's Eve."""
 
-    first_day: dt.date = Field(examples=["2027-03-01"])
-    last_day: dt.date = Field(examples=["2027-05-31"])
+    first_day: ServiceDay = Field(examples=["2027-03-01"])
+    last_day: ServiceDay = Field(examples=["2027-05-31"])
     weekdays: list[Weekday] = Field(min_length=1, max_length=7, examples=[["tue", "thu"]])
     day_starts: dt.time = Field(examples=["08:00"])
     day_ends: dt.time = Field(examples=["12:00"])
@@ -144,20 +144,20 @@ class AppointmentDetail(CentreAppointmentOut):
 
 
 class SlotSearch(ResidentLookup):
-    invitation_id: int = Field(ge=1, description="`id` of the resident's invitation")
-    first_day: dt.date | None = Field(None, description="From this day (default: the first bookable)")
-    last_day: dt.date | None = Field(None, description="Up to and including this day")
+    invitation_id: int = Field(ge=1, le=MAX_ID, description="`id` of the resident's invitation")
+    first_day: ServiceDay | None = Field(None, description="From this day (default: the first bookable)")
+    last_day: ServiceDay | None = Field(None, description="Up to and including this day")
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = Field(None, description="`next_cursor` of the previous page")
 
 
 class BookRequest(ResidentLookup):
-    invitation_id: int = Field(ge=1, description="`id` of the resident's invitation")
-    slot_id: int = Field(ge=1)
+    invitation_id: int = Field(ge=1, le=MAX_ID, description="`id` of the resident's invitation")
+    slot_id: int = Field(ge=1, le=MAX_ID)
 
 
 class MoveRequest(ResidentLookup):
-    slot_id: int = Field(ge=1, description="The new time")
+    slot_id: int = Field(ge=1, le=MAX_ID, description="The new time")
 
 
 class PortalCancelRequest(ResidentLookup):

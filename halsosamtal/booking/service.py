@@ -9,11 +9,16 @@ Rules where the issue leaves room, decided here:
   resident who heard of the programme need not wait for the letter. Booking cancels the
   invitation's unsent invitation and reminder messages.
 - Cancelling (by the resident or the centre) re-opens the invitation; its reminders resume on
-  their schedule. A no-show re-opens it too.
+  their schedule. A no-show re-opens it too. An invitation booked before its letter went out
+  goes back to planned instead, with its letter planned again.
 - Declining a booked invitation cancels the booking first (the resident is told the time is
   cancelled), then declines.
 - Attendance can be recorded once; recording the same outcome again answers the same, another
-  outcome is a 409 ``attendance-recorded``.
+  outcome is a 409 ``attendance-recorded``. A no-show can be recorded once the time has begun;
+  "attended" at any time (a talk held earlier than booked, when the resident came in anyway).
+- A resident cannot cancel or move a time that has begun (409 ``appointment-started``): that
+  would erase a no-show. The care unit can.
+- Locks are taken invitation first, then appointment, then slot, in every path.
 """
 
 from __future__ import annotations
@@ -54,6 +59,14 @@ class AppointmentNotBooked(Conflict):
 
 class AttendanceRecorded(Conflict):
     code = "attendance-recorded"
+
+
+class AppointmentStarted(Conflict):
+    code = "appointment-started"
+
+
+class AppointmentNotStarted(Conflict):
+    code = "appointment-not-started"
 
 
 class SlotTaken(Conflict):
@@ -375,7 +388,7 @@ async def _appointment_event(
     )
 
 
-async def _set_invitation_status(
+async def set_invitation_status(
     session: AsyncSession, invitation_id: int, from_status: str, to_status: str, *, reason: str, actor: str
 ) -> None:
     await session.execute(
@@ -486,7 +499,7 @@ async def book(
         raise SlotTaken("someone else has booked this time; pick another", field="slot_id")
     await _appointment_event(session, appointment_id, None, "booked", slot_id, reason="booked", actor=actor)
     when = clock.local(slot.starts_at).strftime("%Y-%m-%d %H:%M")
-    await _set_invitation_status(
+    await set_invitation_status(
         session, invitation_id, invitation.status, "booked", reason=f"booked {when}", actor=actor
     )
     # A booking stops the invitation's own messages: its reminders, and its letter if unsent.
@@ -510,15 +523,39 @@ async def book(
     return await resident_view(session, appointment_id)
 
 
+async def lock_invitation_of(session: AsyncSession, appointment_id: int) -> None:
+    """Lock the appointment's invitation. Every change locks the invitation first, then its
+    appointment, then a slot: the same order everywhere, so concurrent changes of one resident's
+    booking wait for each other instead of deadlocking. (An appointment's invitation never
+    changes, so locking it through the appointment is safe.)"""
+    await session.execute(
+        text(
+            "SELECT i.id FROM invitations i JOIN appointments a ON a.invitation_id = i.id "
+            "WHERE a.id = :id FOR UPDATE OF i"
+        ),
+        {"id": appointment_id},
+    )
+
+
+def _check_not_started(appointment: Any) -> None:
+    """A resident cannot cancel or move a time that has begun: it is attended or a no-show."""
+    if appointment.starts_at <= clock.now():
+        raise AppointmentStarted(
+            f"the time began at {clock.local(appointment.starts_at).isoformat()}; it can no longer be "
+            "cancelled or moved here (contact the care unit)"
+        )
+
+
 async def _resident_appointment(session: AsyncSession, personnummer: str, appointment_id: int) -> Any:
-    """The resident's own appointment with its invitation, both locked; 404 otherwise."""
+    """The resident's own appointment, its invitation locked first; 404 otherwise."""
+    await lock_invitation_of(session, appointment_id)
     row = (
         await session.execute(
             text(
                 "SELECT a.id, a.status, a.slot_id, a.invitation_id, s.starts_at "
                 "FROM appointments a JOIN slots s ON s.id = a.slot_id "
                 "JOIN invitations i ON i.id = a.invitation_id JOIN residents r ON r.id = i.resident_id "
-                "WHERE a.id = :id AND r.personnummer = :pnr FOR UPDATE OF a, i"
+                "WHERE a.id = :id AND r.personnummer = :pnr FOR UPDATE OF a"
             ),
             {"id": appointment_id, "pnr": identity(personnummer)},
         )
@@ -538,6 +575,7 @@ async def move(
         raise AppointmentNotBooked(
             f"the appointment is {appointment.status}; only a booked time can be moved"
         )
+    _check_not_started(appointment)
     if appointment.slot_id == slot_id:
         return await resident_view(session, appointment_id)
     invitation = await _resident_invitation(session, personnummer, appointment.invitation_id, lock=False)
@@ -577,6 +615,31 @@ async def move(
     return await resident_view(session, appointment_id)
 
 
+async def reopen_invitation(
+    session: AsyncSession, invitation_id: int, *, reason: str, actor: str, from_status: str = "booked"
+) -> None:
+    """A booked invitation whose time is gone is open again, so reminders resume. One booked
+    before its letter went out goes back to planned, and its letter is planned again (booking
+    cancelled it): otherwise the resident would never hear from the programme again."""
+    sent_at = (
+        await session.execute(text("SELECT sent_at FROM invitations WHERE id = :id"), {"id": invitation_id})
+    ).scalar_one()
+    if sent_at is not None:
+        await set_invitation_status(session, invitation_id, from_status, "open", reason=reason, actor=actor)
+        return
+    await set_invitation_status(session, invitation_id, from_status, "planned", reason=reason, actor=actor)
+    await session.execute(
+        text(
+            "INSERT INTO messages (resident_id, invitation_id, kind, send_on) "
+            "SELECT i.resident_id, i.id, 'invitation', greatest(i.planned_send_on, CAST(:today AS date)) "
+            "FROM invitations i WHERE i.id = :id AND NOT EXISTS ("
+            "  SELECT 1 FROM messages m WHERE m.invitation_id = i.id AND m.kind = 'invitation' "
+            "  AND m.status IN ('planned', 'queued', 'sending'))"
+        ),
+        {"id": invitation_id, "today": clock.local_today()},
+    )
+
+
 async def _cancel(
     session: AsyncSession, appointment: Any, resident_id: int, *, reason: str, actor: str, notify: bool = True
 ) -> None:
@@ -587,13 +650,8 @@ async def _cancel(
     await _appointment_event(
         session, appointment.id, "booked", "cancelled", appointment.slot_id, reason=reason, actor=actor
     )
-    await _set_invitation_status(
-        session,
-        appointment.invitation_id,
-        "booked",
-        "open",
-        reason=f"booking cancelled: {reason}",
-        actor=actor,
+    await reopen_invitation(
+        session, appointment.invitation_id, reason=f"booking cancelled: {reason}", actor=actor
     )
     await _cancel_messages(session, appointment_id=appointment.id, kinds=BOOKING_MESSAGE_KINDS)
     if notify:
@@ -625,6 +683,7 @@ async def cancel_by_resident(
     cancellation confirmation goes out. Cancelling a cancelled time answers the same."""
     appointment = await _resident_appointment(session, personnummer, appointment_id)
     if appointment.status == "booked":
+        _check_not_started(appointment)
         resident_id = await _resident_id(session, appointment.invitation_id)
         await _cancel(session, appointment, resident_id, reason="cancelled by the resident", actor=actor)
     elif appointment.status != "cancelled":
@@ -633,6 +692,7 @@ async def cancel_by_resident(
 
 
 async def _centre_appointment(session: AsyncSession, appointment_id: int, principal: Principal) -> Any:
+    await lock_invitation_of(session, appointment_id)
     row = (
         await session.execute(
             text(
@@ -640,7 +700,7 @@ async def _centre_appointment(session: AsyncSession, appointment_id: int, princi
                 "i.resident_id, i.status AS invitation_status, u.hsa_id "
                 "FROM appointments a JOIN slots s ON s.id = a.slot_id "
                 "JOIN care_units u ON u.id = s.care_unit_id "
-                "JOIN invitations i ON i.id = a.invitation_id WHERE a.id = :id FOR UPDATE OF a, i"
+                "JOIN invitations i ON i.id = a.invitation_id WHERE a.id = :id FOR UPDATE OF a"
             ),
             {"id": appointment_id},
         )
@@ -685,6 +745,11 @@ async def record_attendance(
         )
     if appointment.status != "booked":
         raise AppointmentNotBooked(f"the appointment is {appointment.status}; attendance needs a booked time")
+    if outcome == "no_show" and appointment.starts_at > clock.now():
+        raise AppointmentNotStarted(
+            f"the time begins at {clock.local(appointment.starts_at).isoformat()}; a no-show can be "
+            "recorded once it has begun"
+        )
     await mark(session, appointment, outcome, actor=principal.name)
     return await centre_view(session, appointment_id, principal)
 
@@ -710,16 +775,48 @@ async def mark(
         session, appointment.id, "booked", outcome, appointment.slot_id, reason=words, actor=actor
     )
     if change_invitation and appointment.invitation_status == "booked":
-        to_status = "attended" if outcome == "attended" else "open"
-        await _set_invitation_status(
-            session,
-            appointment.invitation_id,
-            "booked",
-            to_status,
-            reason="attended the talk" if outcome == "attended" else "no-show: may book again",
-            actor=actor,
-        )
+        if outcome == "attended":
+            await set_invitation_status(
+                session,
+                appointment.invitation_id,
+                "booked",
+                "attended",
+                reason="attended the talk",
+                actor=actor,
+            )
+        else:
+            await reopen_invitation(
+                session, appointment.invitation_id, reason="no-show: may book again", actor=actor
+            )
     await _cancel_messages(session, appointment_id=appointment.id, kinds=("appointment_reminder",))
+
+
+async def restore_booking(session: AsyncSession, invitation_id: int, *, reason: str, actor: str) -> bool:
+    """After a retracted result: an appointment it marked attended whose time has not begun is
+    booked again (with its reminder), and the invitation with it. The caller holds the
+    invitation's lock. Returns whether a booking was restored."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT a.id, a.slot_id, s.starts_at FROM appointments a JOIN slots s ON s.id = a.slot_id "
+                "WHERE a.invitation_id = :id AND a.status = 'attended' AND s.starts_at > now() "
+                "ORDER BY s.starts_at LIMIT 1 FOR UPDATE OF a"
+            ),
+            {"id": invitation_id},
+        )
+    ).first()
+    if row is None:
+        return False
+    await session.execute(
+        text("UPDATE appointments SET status = 'booked', updated_at = now() WHERE id = :id"), {"id": row.id}
+    )
+    await _appointment_event(session, row.id, "attended", "booked", row.slot_id, reason=reason, actor=actor)
+    invitation = (await session.execute(text(_INVITATION + " WHERE i.id = :id"), {"id": invitation_id})).one()
+    await set_invitation_status(
+        session, invitation_id, invitation.status, "booked", reason=reason, actor=actor
+    )
+    await _plan_reminder(session, invitation, row.id, row.starts_at)
+    return True
 
 
 async def cancel_for_decline(

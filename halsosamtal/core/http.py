@@ -6,14 +6,14 @@ import base64
 import binascii
 import logging
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,6 +23,25 @@ from halsosamtal.core.errors import PROBLEM_TYPE_PREFIX, DomainError, InvalidInp
 log = logging.getLogger("halsosamtal.api")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+MAX_ID = 2**63 - 1
+"""The largest id (bigint): a larger one in a request is a 422, never a database error."""
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+
+
+def _within_service_years(value: date) -> date:
+    day = value.date() if isinstance(value, datetime) else value
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise ValueError(f"must be between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}")
+    return value
+
+
+ServiceDay = Annotated[date, AfterValidator(_within_service_years)]
+"""A calendar day the service can hold (2000-2100): the far ends of the calendar are refused
+with a 422 instead of overflowing in date arithmetic."""
+ServiceTime = Annotated[AwareDatetime, AfterValidator(_within_service_years)]
+"""An aware timestamp within the service's years."""
+
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 
 
 class StrictModel(BaseModel):
@@ -158,6 +177,18 @@ def install_error_handlers(app: FastAPI) -> None:
                 type=PROBLEM_TYPE_PREFIX + "database-unavailable",
                 detail="the connection to the database was lost; send the request again (writes with the "
                 "same Idempotency-Key are safe to repeat)",
+            )
+            return ProblemResponse(body, status_code=503, headers={"Retry-After": "1"})
+        if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+            # Two requests for the same rows collided in a way Postgres resolves by aborting one
+            # (rare: every path takes its locks in one order). Nothing of this one was kept.
+            body.update(
+                status=503,
+                code="retry",
+                title="Try again",
+                type=PROBLEM_TYPE_PREFIX + "retry",
+                detail="the request collided with another one for the same records and was not "
+                "carried out; send it again",
             )
             return ProblemResponse(body, status_code=503, headers={"Retry-After": "1"})
         if isinstance(exc, DBAPIError) and "statement timeout" in str(exc.orig):

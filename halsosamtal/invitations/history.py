@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from halsosamtal.core.auth import Operator
-from halsosamtal.core.http import Session, problem_responses
+from halsosamtal.core.http import MAX_ID, Session, problem_responses
 from halsosamtal.invitations import lifecycle
 from halsosamtal.invitations.lifecycle import InvitationHistory
 
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/invitations", tags=["invitations"])
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_invitation_history(
-    invitation_id: Annotated[int, Path(ge=1)], session: Session, principal: Operator
+    invitation_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: Session, principal: Operator
 ) -> InvitationHistory:
     """Every status change of the invitation, oldest first: from, to, when, why and by whom
     (an API client's name, `cli` or `worker`). A listing move is recorded with the status

@@ -16,7 +16,7 @@ from pydantic import Field
 from halsosamtal.access.schemas import Principal
 from halsosamtal.booking import service as booking
 from halsosamtal.core.auth import require
-from halsosamtal.core.http import Session, problem_responses
+from halsosamtal.core.http import MAX_ID, Session, problem_responses
 from halsosamtal.invitations import lifecycle
 from halsosamtal.invitations.lifecycle import ResidentInvitation
 from halsosamtal.residents.lookup import ResidentLookup
@@ -27,7 +27,7 @@ Portal = Annotated[Principal, Depends(require("portal"))]
 
 
 class DeclineRequest(ResidentLookup):
-    invitation_id: int = Field(ge=1, description="`id` of the resident's invitation")
+    invitation_id: int = Field(ge=1, le=MAX_ID, description="`id` of the resident's invitation")
 
 
 @router.post(

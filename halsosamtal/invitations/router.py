@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 
 from halsosamtal.core.auth import Operator
-from halsosamtal.core.http import Page, Session, problem_responses
+from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.invitations import batch, service
 from halsosamtal.invitations.schemas import BatchOut, BatchRequest, InvitationOut, PlanOut
 from halsosamtal.units.models import HSA_ID_PATTERN
@@ -71,7 +71,9 @@ async def list_batches(
     response_model=BatchOut,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def get_batch(batch_id: Annotated[int, Path(ge=1)], session: Session, principal: Operator) -> BatchOut:
+async def get_batch(
+    batch_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: Session, principal: Operator
+) -> BatchOut:
     """A batch run's state and counts: done of total, created, errors."""
     return await service.get_batch(session, batch_id)
 

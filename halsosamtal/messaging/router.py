@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 
 from halsosamtal.core.auth import Operator
-from halsosamtal.core.http import Page, Session, problem_responses
+from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.messaging import outbox
 from halsosamtal.messaging.channels import Channel
 from halsosamtal.messaging.outbox import MessageOut
@@ -46,7 +46,7 @@ async def list_failed_messages(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def retry_message(
-    message_id: Annotated[int, Path(ge=1)], request: Request, session: Session, principal: Operator
+    message_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request, session: Session, principal: Operator
 ) -> MessageOut:
     """Give a failed message one more try (same id, so the gateway still sends it at most once).
 

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from halsosamtal.access.schemas import Principal
 from halsosamtal.core.auth import require
-from halsosamtal.core.http import Session, problem_responses
+from halsosamtal.core.http import MAX_ID, Session, problem_responses
 from halsosamtal.core.idempotency import Answer, IdempotencyKey, idempotent
 from halsosamtal.results import service
 from halsosamtal.results.ranges import PLAUSIBLE_RANGES
@@ -19,7 +19,7 @@ from halsosamtal.units.access import ActingUnit, HsaId, OperatorOrEhr
 router = APIRouter(tags=["results"])
 
 Ehr = Annotated[Principal, Depends(require("ehr"))]
-ResultId = Annotated[int, Path(ge=1)]
+ResultId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 _RANGES = "\n".join(f"- `{name}`: {r.minimum}-{r.maximum} {r.unit}" for name, r in PLAUSIBLE_RANGES.items())
 

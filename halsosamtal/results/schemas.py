@@ -6,9 +6,9 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, Field, PlainSerializer, model_validator
 
-from halsosamtal.core.http import StrictModel
+from halsosamtal.core.http import MAX_ID, ServiceTime, StrictModel
 from halsosamtal.residents.lookup import ResidentLookup
 from halsosamtal.results.habits import ActionLevel, Finding, ReferralKind, TobaccoUse
 from halsosamtal.results.score2 import Category, NotApplicableReason
@@ -110,10 +110,10 @@ class Habits(StrictModel):
 class ResultIn(StrictModel):
     """A health talk's result. Name the invitation, or the appointment it was held at."""
 
-    invitation_id: int | None = Field(None, ge=1)
-    appointment_id: int | None = Field(None, ge=1)
+    invitation_id: int | None = Field(None, ge=1, le=MAX_ID)
+    appointment_id: int | None = Field(None, ge=1, le=MAX_ID)
     external_id: str = Field(min_length=1, max_length=200, description="The EHR's own id of the record")
-    held_at: AwareDatetime = Field(
+    held_at: ServiceTime = Field(
         description="When the talk took place", examples=["2027-03-02T08:00:00+01:00"]
     )
     practitioner_hsa_id: HsaIdText
@@ -121,7 +121,11 @@ class ResultIn(StrictModel):
     habits: Habits
     referrals: list[ReferralKind] = Field(default_factory=list, max_length=5)
     health_curve: (
-        dict[HealthCurveArea, Annotated[Decimal, Field(ge=0, le=100, allow_inf_nan=False), AsNumber]] | None
+        dict[
+            HealthCurveArea,
+            Annotated[Decimal, Field(ge=0, le=100, decimal_places=2, allow_inf_nan=False), AsNumber],
+        ]
+        | None
     ) = Field(None, description="Health-curve areas with the score the centre's method records (0-100)")
 
     @model_validator(mode="after")
@@ -196,7 +200,12 @@ class ResultVersionOut(BaseModel):
     version: int
     recorded_at: dt.datetime
     recorded_by: str
-    content: dict[str, object] = Field(description="As posted")
+    held_at: dt.datetime
+    practitioner_hsa_id: str
+    measurements: Measurements = Field(description="As posted")
+    habits: Habits
+    referrals: list[ReferralKind]
+    health_curve: dict[str, Number] | None
     derived: Derived
 
 
@@ -216,7 +225,7 @@ class ResultHistory(BaseModel):
 
 
 class PortalResultRequest(ResidentLookup):
-    invitation_id: int | None = Field(None, ge=1, description="Default: the latest completed talk")
+    invitation_id: int | None = Field(None, ge=1, le=MAX_ID, description="Default: the latest completed talk")
     language: Literal["sv", "en"] = "sv"
 
 

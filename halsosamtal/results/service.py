@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, cast
 
@@ -469,8 +469,16 @@ async def post(session: AsyncSession, body: ResultIn, principal: Principal) -> t
 
 async def retract(session: AsyncSession, result_id: int, principal: Principal, *, reason: str) -> ResultOut:
     """Mark a result retracted (entered in error): the record and its versions are kept, and the
-    invitation is no longer completed (attended when the resident came to a booked time, else
-    open). Retracting a retracted result answers the same."""
+    invitation is no longer completed: booked again when the result had marked a time that has
+    not come yet (the time is the resident's again), attended when the resident came to a booked
+    time, else open (planned when its letter never went out). Retracting twice answers the same."""
+    invitation_id = (
+        await session.execute(text("SELECT invitation_id FROM results WHERE id = :id"), {"id": result_id})
+    ).scalar_one_or_none()
+    if invitation_id is None:
+        raise ResultNotFound(f"no result {result_id}")
+    # The invitation first, as every change of an invitation's booking or result locks them.
+    await session.execute(text("SELECT 1 FROM invitations WHERE id = :id FOR UPDATE"), {"id": invitation_id})
     row = (
         await session.execute(
             text(
@@ -479,9 +487,7 @@ async def retract(session: AsyncSession, result_id: int, principal: Principal, *
             ),
             {"id": result_id},
         )
-    ).first()
-    if row is None:
-        raise ResultNotFound(f"no result {result_id}")
+    ).one()
     if not principal.may_act_for(row.care_unit_id):
         raise Forbidden(f"the client {principal.name!r} does not act for {row.hsa_id}")
     if row.status == "completed":
@@ -492,32 +498,25 @@ async def retract(session: AsyncSession, result_id: int, principal: Principal, *
         await _event(
             session, result_id, "retracted", row.current_version, actor=principal.name, reason=reason
         )
-        attended = (
-            await session.execute(
-                text("SELECT 1 FROM appointments WHERE invitation_id = :id AND status = 'attended' LIMIT 1"),
-                {"id": row.invitation_id},
-            )
-        ).first()
-        to_status = "attended" if attended is not None else "open"
-        await session.execute(
-            text(
-                "UPDATE invitations SET status = :to_status, updated_at = now() "
-                "WHERE id = :id AND status = 'completed'"
-            ),
-            {"id": row.invitation_id, "to_status": to_status},
-        )
-        await session.execute(
-            text(
-                "INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor) "
-                "VALUES (:id, 'completed', :to_status, :reason, :actor)"
-            ),
-            {
-                "id": row.invitation_id,
-                "to_status": to_status,
-                "reason": f"result retracted: {reason}",
-                "actor": principal.name,
-            },
-        )
+        why = f"result retracted: {reason}"
+        # A time the result marked attended but that has not come yet is the resident's again.
+        if not await booking.restore_booking(session, row.invitation_id, reason=why, actor=principal.name):
+            attended = (
+                await session.execute(
+                    text(
+                        "SELECT 1 FROM appointments WHERE invitation_id = :id AND status = 'attended' LIMIT 1"
+                    ),
+                    {"id": row.invitation_id},
+                )
+            ).first()
+            if attended is not None:
+                await booking.set_invitation_status(
+                    session, row.invitation_id, "completed", "attended", reason=why, actor=principal.name
+                )
+            else:
+                await booking.reopen_invitation(
+                    session, row.invitation_id, reason=why, actor=principal.name, from_status="completed"
+                )
     return await _read(session, result_id)
 
 
@@ -605,7 +604,12 @@ async def history(session: AsyncSession, result_id: int, principal: Principal) -
                 version=v.version,
                 recorded_at=v.recorded_at,
                 recorded_by=v.recorded_by,
-                content=v.content,
+                held_at=clock.local(datetime.fromisoformat(v.content["held_at"])),
+                practitioner_hsa_id=v.content["practitioner_hsa_id"],
+                measurements=v.content["measurements"],
+                habits=v.content["habits"],
+                referrals=v.content["referrals"],
+                health_curve=v.content.get("health_curve"),
                 derived=Derived.model_validate(v.derived),
             )
             for v in versions

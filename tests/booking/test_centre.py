@@ -79,6 +79,21 @@ async def test_attendance_and_no_show(
     )
     assert (other.status_code, other.json()["code"]) == (409, "attendance-recorded")
 
+    early = await api.post(
+        f"/v1/appointments/{second}/attendance", json={"outcome": "no_show"}, headers=where.ehr
+    )
+    assert (early.status_code, early.json()["code"]) == (409, "appointment-not-started")
+    # The time comes and goes (moved into the past here), and the resident stays away.
+    await execute(
+        sessionmaker,
+        "UPDATE slots SET starts_at = now() - interval '2 hours', ends_at = now() - interval '75 minutes' "
+        "WHERE id = :id",
+        id=b,
+    )
+    portal_cancel = await api.post(
+        f"{BOOK}/{second}/cancel", json={"personnummer": stayed_away.pnr}, headers=portal
+    )
+    assert (portal_cancel.status_code, portal_cancel.json()["code"]) == (409, "appointment-started")
     no_show = await api.post(
         f"/v1/appointments/{second}/attendance", json={"outcome": "no_show"}, headers=where.ehr
     )

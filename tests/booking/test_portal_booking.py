@@ -326,3 +326,56 @@ async def test_a_booking_stops_the_invitations_reminders(
     )
     (reminder,) = await fetch(sessionmaker, "SELECT status FROM messages WHERE kind = 'reminder'")
     assert reminder.status == "cancelled"
+
+
+async def test_a_cancelled_booking_made_before_the_letter_plans_the_letter_again(
+    api: httpx.AsyncClient, make_unit: MakeUnit, make_key: KeyMaker, sessionmaker: SM
+) -> None:
+    await make_year(sessionmaker)
+    where = await centre(make_unit, make_key)
+    portal = await make_key("portal")
+    (slot,) = await publish(api, where, MAR2[0])
+    from tests.messaging.factories import make_invitation, resident
+
+    person = await resident(sessionmaker, where.unit.id)
+    invitation_id, _ = await make_invitation(sessionmaker, person, where.unit.id)  # planned, letter unsent
+    booked = await api.post(
+        BOOK,
+        json={"personnummer": person.personnummer, "invitation_id": invitation_id, "slot_id": slot},
+        headers=portal,
+    )
+    assert booked.status_code == 201, booked.text
+    letters = await fetch(sessionmaker, "SELECT status FROM messages WHERE kind = 'invitation' ORDER BY id")
+    assert [m.status for m in letters] == ["cancelled"]
+    await api.post(
+        f"{BOOK}/{booked.json()['id']}/cancel", json={"personnummer": person.personnummer}, headers=portal
+    )
+    assert await invitation_status(sessionmaker, invitation_id) == "planned"
+    letters = await fetch(
+        sessionmaker, "SELECT status, send_on FROM messages WHERE kind = 'invitation' ORDER BY id"
+    )
+    assert [m.status for m in letters] == ["cancelled", "planned"]
+
+
+async def test_out_of_range_ids_and_days_are_a_422_not_a_500(
+    api: httpx.AsyncClient, make_unit: MakeUnit, make_key: KeyMaker, sessionmaker: SM
+) -> None:
+    where = await centre(make_unit, make_key)
+    portal = await make_key("portal")
+    huge = 2**63
+    assert (await api.get(f"/v1/appointments/{huge}", headers=where.ehr)).status_code == 422
+    response = await api.post(
+        BOOK, json={"personnummer": "198701010228", "invitation_id": huge, "slot_id": 1}, headers=portal
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["pointer"] == "/invitation_id"
+    far = await api.get(
+        where.slots_url, params={"first_day": "2027-01-01", "last_day": "9999-12-31"}, headers=where.ehr
+    )
+    assert (far.status_code, far.json()["errors"][0]["pointer"]) == (422, "/last_day")
+    slot = await api.post(
+        where.slots_url,
+        json={"slots": [{"starts_at": "9999-12-31T22:00:00-05:00", "ends_at": "9999-12-31T22:45:00-05:00"}]},
+        headers=where.ehr,
+    )
+    assert slot.status_code == 422

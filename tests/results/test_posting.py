@@ -146,8 +146,8 @@ async def test_re_posting_is_idempotent_and_new_content_is_an_amendment(
     result_id = first.json()["id"]
     history = (await api.get(f"/v1/results/{result_id}/history", headers=ehr)).json()
     assert [v["version"] for v in history["versions"]] == [1, 2]
-    assert history["versions"][0]["content"]["measurements"]["systolic"] == "140"
-    assert history["versions"][1]["content"]["measurements"]["systolic"] == "150"
+    assert history["versions"][0]["measurements"]["systolic"] == 140
+    assert history["versions"][1]["measurements"]["systolic"] == 150
     assert [(e["kind"], e["version"]) for e in history["events"]] == [("completed", 1), ("amended", 2)]
     rows = await fetch(sessionmaker, "SELECT count(*) AS n FROM results")
     assert rows[0].n == 1
@@ -306,10 +306,21 @@ async def test_a_result_marks_the_booked_time_attended(
     assert appointment.status == "attended"
     (invitation,) = await fetch(sessionmaker, "SELECT status FROM invitations")
     assert invitation.status == "completed"
-    # Retracting now leaves the invitation attended: the resident did come.
-    await api.post(f"/v1/results/{posted.json()['id']}/retract", json={"reason": "wrong values"}, headers=ehr)
+    # Retracted (entered for the wrong patient): the time, which has not come yet, is the
+    # resident's again, with its reminder, and they can still cancel it.
+    await api.post(
+        f"/v1/results/{posted.json()['id']}/retract", json={"reason": "wrong patient"}, headers=ehr
+    )
     (invitation,) = await fetch(sessionmaker, "SELECT status FROM invitations")
-    assert invitation.status == "attended"
+    assert invitation.status == "booked"
+    (appointment,) = await fetch(sessionmaker, "SELECT status FROM appointments")
+    assert appointment.status == "booked"
+    cancelled = await api.post(
+        f"/v1/portal/bookings/{booked.json()['id']}/cancel", json={"personnummer": pnr}, headers=portal
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    (invitation,) = await fetch(sessionmaker, "SELECT status FROM invitations")
+    assert invitation.status == "open"
 
 
 async def test_the_portal_reads_its_residents_summary_in_plain_words(
