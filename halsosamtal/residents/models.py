@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     Text,
     func,
     text,
@@ -24,12 +25,32 @@ class Resident(TimestampMixin, Base):
     """A person in the population register, keyed by the normalised 12-digit personnummer."""
 
     __tablename__ = "residents"
+    # The format checks are ^[0-9]{12}$, ^[0-9]{4}$, ^[0-9]{4}[ABC][0-9]{4}$ and ^[a-z]{2}$,
+    # written without the regex engine (the right byte length, only those ASCII characters):
+    # the same rules at half the cost per written row (see the migration 687210261187).
     __table_args__ = (
-        CheckConstraint("personnummer ~ '^[0-9]{12}$'", name="personnummer_format"),
+        CheckConstraint(
+            "octet_length(personnummer) = 12 AND ltrim(personnummer, '0123456789') = ''",
+            name="personnummer_format",
+        ),
         CheckConstraint("sex IN ('F', 'M')", name="sex"),
-        CheckConstraint("municipality IS NULL OR municipality ~ '^[0-9]{4}$'", name="municipality_code"),
-        CheckConstraint("deso IS NULL OR deso ~ '^[0-9]{4}[ABC][0-9]{4}$'", name="deso_code"),
-        CheckConstraint("language ~ '^[a-z]{2}$'", name="language_code"),
+        CheckConstraint(
+            "municipality IS NULL OR (octet_length(municipality) = 4 "
+            "AND ltrim(municipality, '0123456789') = '')",
+            name="municipality_code",
+        ),
+        CheckConstraint(
+            "deso IS NULL OR (octet_length(deso) = 9 "
+            "AND translate(deso, '0123456789', '0000000000') IN ('0000A0000', '0000B0000', '0000C0000'))",
+            name="deso_code",
+        ),
+        CheckConstraint(
+            "octet_length(language) = 2 AND ltrim(language, 'abcdefghijklmnopqrstuvwxyz') = ''",
+            name="language_code",
+        ),
+        # Also what the invitation batch reads a unit's residents by (care_unit_id with the
+        # birth-date ranges): no index on care_unit_id alone, which only served the foreign
+        # key's lookups when a care unit is deleted, at ~1 s per million residents written.
         Index("ix_residents_birth_date_care_unit_id", "birth_date", "care_unit_id"),
     )
 
@@ -40,9 +61,7 @@ class Resident(TimestampMixin, Base):
     coordination_number: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default="false", comment="samordningsnummer (day + 60)"
     )
-    care_unit_id: Mapped[int | None] = mapped_column(
-        ForeignKey("care_units.id", ondelete="RESTRICT"), index=True
-    )
+    care_unit_id: Mapped[int | None] = mapped_column(ForeignKey("care_units.id", ondelete="RESTRICT"))
     municipality: Mapped[str | None] = mapped_column(Text)
     deso: Mapped[str | None] = mapped_column(Text)
     protected_identity: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
@@ -64,6 +83,9 @@ class ListingPeriod(Base):
 
     __tablename__ = "listing_periods"
     __table_args__ = (
+        # Periods are read by resident (their history, the open one): the primary key leads with
+        # resident_id and serves that, so no separate index on it is written for every period.
+        PrimaryKeyConstraint("resident_id", "id"),
         CheckConstraint("listed_to IS NULL OR listed_to >= listed_from", name="period_order"),
         Index(
             "uq_listing_periods_open",
@@ -71,12 +93,13 @@ class ListingPeriod(Base):
             unique=True,
             postgresql_where=text("listed_to IS NULL"),
         ),
-        Index("ix_listing_periods_resident_id_listed_from", "resident_id", "listed_from"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
-    care_unit_id: Mapped[int] = mapped_column(ForeignKey("care_units.id", ondelete="RESTRICT"), index=True)
+    # No index of its own: no query reads periods by unit (the foreign key's lookup when a
+    # care unit is deleted scans instead).
+    care_unit_id: Mapped[int] = mapped_column(ForeignKey("care_units.id", ondelete="RESTRICT"))
     listed_from: Mapped[date] = mapped_column(Date)
     listed_to: Mapped[date | None] = mapped_column(Date, comment="Exclusive; NULL while listed")
 
