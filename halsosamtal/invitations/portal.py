@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
 from halsosamtal.access.schemas import Principal
 from halsosamtal.booking import service as booking
 from halsosamtal.core.auth import require
 from halsosamtal.core.http import MAX_ID, Session, problem_responses
+from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import lifecycle
 from halsosamtal.invitations.lifecycle import ResidentInvitation
 from halsosamtal.residents.lookup import ResidentLookup
@@ -53,7 +54,13 @@ async def get_invitation(body: ResidentLookup, session: Session, principal: Port
     response_model=ResidentInvitation,
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def decline_invitation(body: DeclineRequest, session: Session, principal: Portal) -> ResidentInvitation:
+async def decline_invitation(
+    body: DeclineRequest,
+    request: Request,
+    session: Session,
+    principal: Portal,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """The resident declines their invitation: no reminders or other messages about it follow.
     A booked time is cancelled first (the time is freed and the resident told).
 
@@ -61,5 +68,9 @@ async def decline_invitation(body: DeclineRequest, session: Session, principal: 
     `invitation-closed` when it is attended, completed, withdrawn or expired. Declining twice
     answers the same. The resident is named by `personnummer` in the body, asserted by the
     portal; this will move to a signed token per resident."""
-    await booking.cancel_for_decline(session, body.personnummer, body.invitation_id, actor=principal.name)
-    return await lifecycle.decline(session, body.personnummer, body.invitation_id, actor=principal.name)
+
+    async def decline() -> ResidentInvitation:
+        await booking.cancel_for_decline(session, body.personnummer, body.invitation_id, actor=principal.name)
+        return await lifecycle.decline(session, body.personnummer, body.invitation_id, actor=principal.name)
+
+    return await idempotent(session, request, principal, idempotency_key, body, decline)

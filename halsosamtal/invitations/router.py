@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+import orjson
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from halsosamtal.core.auth import Operator
 from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
+from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import batch, service
 from halsosamtal.invitations.schemas import BatchOut, BatchRequest, InvitationOut, PlanOut
 from halsosamtal.units.models import HSA_ID_PATTERN
@@ -43,13 +45,24 @@ async def plan_batch(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def start_batch(
-    body: BatchRequest, session: Session, principal: Operator, response: Response
-) -> BatchOut:
+    body: BatchRequest,
+    request: Request,
+    session: Session,
+    principal: Operator,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Start a year's batch on the worker. It starts within seconds; follow it with
-    `GET /v1/batches/{id}`. Running a batch again creates only what is missing."""
-    batch_id = await batch.new_batch(session, body.year, actor=principal.name, as_of=body.as_of)
-    response.headers["Location"] = f"/v1/batches/{batch_id}"
-    return await service.get_batch(session, batch_id)
+    `GET /v1/batches/{id}`. Running a batch again creates only what is missing; with an
+    Idempotency-Key a repeated request answers the first batch instead of queueing another."""
+
+    async def start() -> BatchOut:
+        batch_id = await batch.new_batch(session, body.year, actor=principal.name, as_of=body.as_of)
+        return await service.get_batch(session, batch_id)
+
+    answer = await idempotent(session, request, principal, idempotency_key, body, start, status_code=202)
+    if answer.status_code == 202:
+        answer.headers["Location"] = f"/v1/batches/{orjson.loads(bytes(answer.body))['id']}"
+    return answer
 
 
 @router.get(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from halsosamtal.core.auth import Operator
 from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
+from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.messaging import outbox
 from halsosamtal.messaging.channels import Channel
 from halsosamtal.messaging.outbox import MessageOut
@@ -46,12 +47,24 @@ async def list_failed_messages(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def retry_message(
-    message_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request, session: Session, principal: Operator
-) -> MessageOut:
+    message_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    request: Request,
+    session: Session,
+    principal: Operator,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Give a failed message one more try (same id, so the gateway still sends it at most once).
 
     A message that failed in delivery is queued again with its text; one that never had a
     channel goes through release again with today's register data, and is queued or fails
     again with its reason. 409 `message-not-failed` unless it failed; 409
     `message-not-retryable` when its invitation has closed (declined, withdrawn, expired)."""
-    return await outbox.retry_message(session, request.app.state.settings, message_id, actor=principal.name)
+    settings = request.app.state.settings
+    return await idempotent(
+        session,
+        request,
+        principal,
+        idempotency_key,
+        None,
+        lambda: outbox.retry_message(session, settings, message_id, actor=principal.name),
+    )

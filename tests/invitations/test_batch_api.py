@@ -29,11 +29,20 @@ async def test_plan_start_and_follow_a_batch_through_the_worker(
     assert plan.json()["total"] == sum(expected.values())
     assert sum(line["invitations"] for line in plan.json()["lines"]) == sum(expected.values())
 
-    started = await api.post("/v1/batches", headers=operator, json={"year": 2027, "as_of": "2026-12-01"})
+    once = {**operator, "Idempotency-Key": "batch-2027-1"}
+    started = await api.post("/v1/batches", headers=once, json={"year": 2027, "as_of": "2026-12-01"})
     assert started.status_code == 202, started.text
     batch_id = started.json()["id"]
     assert started.headers["location"] == f"/v1/batches/{batch_id}"
     assert started.json()["state"] == "queued"
+    # A retried request (the same key) answers the same batch; it does not queue a second.
+    again = await api.post("/v1/batches", headers=once, json={"year": 2027, "as_of": "2026-12-01"})
+    assert (again.status_code, again.json()["id"], again.headers["idempotent-replayed"]) == (
+        202,
+        batch_id,
+        "true",
+    )
+    assert len((await api.get("/v1/batches", headers=operator)).json()) == 1
 
     monkeypatch.setattr(worker_settings, "get_settings", lambda: settings)
     ctx: dict[str, object] = {}
