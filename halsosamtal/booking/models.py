@@ -39,6 +39,13 @@ class Slot(Base):
             "starts_at",
             postgresql_where=text("withdrawn_at IS NULL"),
         ),
+        # What a portal's search reads: only free times, however full the calendar is.
+        Index(
+            "ix_slots_free_by_unit_and_time",
+            "care_unit_id",
+            "starts_at",
+            postgresql_where=text("withdrawn_at IS NULL AND held_by IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -55,6 +62,11 @@ class Slot(Base):
     published_by: Mapped[str] = mapped_column(Text)
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     withdrawn_by: Mapped[str | None] = mapped_column(Text)
+    held_by: Mapped[int | None] = mapped_column(
+        BigInteger,
+        comment="The appointment holding the time (booked, attended or no-show), kept with it in "
+        "the same transaction; the unique index on appointments is the guarantee",
+    )
 
 
 class Appointment(Base):

@@ -259,13 +259,13 @@ def _check_open(invitation: Any) -> None:
 
 
 async def _bookable_slot(session: AsyncSession, slot_id: int, invitation: Any) -> Any:
-    """The slot, share-locked so that it cannot be withdrawn under us, if the invitation may
-    book it; else the refusal that says why."""
+    """The slot, locked (bookers of one time take turns; a withdrawal waits), if the invitation
+    may book it; else the refusal that says why."""
     slot = (
         await session.execute(
             text(
-                "SELECT id, care_unit_id, starts_at, ends_at, withdrawn_at FROM slots "
-                "WHERE id = :id FOR SHARE"
+                "SELECT id, care_unit_id, starts_at, ends_at, withdrawn_at, held_by FROM slots "
+                "WHERE id = :id FOR UPDATE"
             ),
             {"id": slot_id},
         )
@@ -278,6 +278,8 @@ async def _bookable_slot(session: AsyncSession, slot_id: int, invitation: Any) -
         )
     if slot.withdrawn_at is not None:
         raise SlotWithdrawn("the care unit has withdrawn this time", field="slot_id")
+    if slot.held_by is not None:
+        raise SlotTaken("someone else has booked this time; pick another", field="slot_id")
     earliest, latest = _bookable_window(invitation)
     if slot.starts_at < earliest:
         raise SlotTooSoon(
@@ -324,11 +326,9 @@ async def search_free(
             text("""
 SELECT s.id, s.starts_at, s.ends_at, u.name AS unit_name, u.hsa_id
 FROM slots s JOIN care_units u ON u.id = s.care_unit_id
-WHERE s.care_unit_id = :unit AND s.withdrawn_at IS NULL
+WHERE s.care_unit_id = :unit AND s.withdrawn_at IS NULL AND s.held_by IS NULL
   AND s.starts_at >= :earliest AND s.starts_at < :latest
   AND (CAST(:after_start AS timestamptz) IS NULL OR (s.starts_at, s.id) > (:after_start, :after_id))
-  AND NOT EXISTS (SELECT 1 FROM appointments a
-                  WHERE a.slot_id = s.id AND a.status IN ('booked', 'attended', 'no_show'))
 ORDER BY s.starts_at, s.id
 LIMIT :limit
 """),
@@ -497,6 +497,7 @@ async def book(
     ).scalar_one_or_none()
     if appointment_id is None:
         raise SlotTaken("someone else has booked this time; pick another", field="slot_id")
+    await _hold(session, slot_id, appointment_id)
     await _appointment_event(session, appointment_id, None, "booked", slot_id, reason="booked", actor=actor)
     when = clock.local(slot.starts_at).strftime("%Y-%m-%d %H:%M")
     await set_invitation_status(
@@ -579,6 +580,11 @@ async def move(
     if appointment.slot_id == slot_id:
         return await resident_view(session, appointment_id)
     invitation = await _resident_invitation(session, personnummer, appointment.invitation_id, lock=False)
+    # Both times, in id order: two residents swapping times take turns instead of deadlocking.
+    await session.execute(
+        text("SELECT id FROM slots WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE"),
+        {"ids": sorted((appointment.slot_id, slot_id))},
+    )
     slot = await _bookable_slot(session, slot_id, invitation)
     try:
         async with session.begin_nested():
@@ -588,6 +594,8 @@ async def move(
             )
     except IntegrityError as exc:
         raise SlotTaken("someone else has booked this time; pick another", field="slot_id") from exc
+    await _release(session, appointment.slot_id, appointment_id)
+    await _hold(session, slot_id, appointment_id)
     before = clock.local(appointment.starts_at).strftime("%Y-%m-%d %H:%M")
     after = clock.local(slot.starts_at).strftime("%Y-%m-%d %H:%M")
     await _appointment_event(
@@ -640,6 +648,20 @@ async def reopen_invitation(
     )
 
 
+async def _hold(session: AsyncSession, slot_id: int, appointment_id: int) -> None:
+    await session.execute(
+        text("UPDATE slots SET held_by = :appointment WHERE id = :id"),
+        {"id": slot_id, "appointment": appointment_id},
+    )
+
+
+async def _release(session: AsyncSession, slot_id: int, appointment_id: int) -> None:
+    await session.execute(
+        text("UPDATE slots SET held_by = NULL WHERE id = :id AND held_by = :appointment"),
+        {"id": slot_id, "appointment": appointment_id},
+    )
+
+
 async def _cancel(
     session: AsyncSession, appointment: Any, resident_id: int, *, reason: str, actor: str, notify: bool = True
 ) -> None:
@@ -647,6 +669,7 @@ async def _cancel(
         text("UPDATE appointments SET status = 'cancelled', updated_at = now() WHERE id = :id"),
         {"id": appointment.id},
     )
+    await _release(session, appointment.slot_id, appointment.id)
     await _appointment_event(
         session, appointment.id, "booked", "cancelled", appointment.slot_id, reason=reason, actor=actor
     )

@@ -228,6 +228,9 @@ WITH target AS (
   INSERT INTO appointment_events (appointment_id, from_status, to_status, slot_id, at, reason, actor)
   SELECT id, 'booked', 'cancelled', slot_id, CAST(:at AS timestamptz), reason, :actor FROM freed
   RETURNING 1
+), released AS (
+  UPDATE slots s SET held_by = NULL FROM freed f WHERE s.id = f.slot_id AND s.held_by = f.id
+  RETURNING 1
 ), cancelled AS (
   UPDATE messages m SET status = 'cancelled'
   FROM changed c WHERE m.invitation_id = c.id AND m.status IN ('planned', 'queued')

@@ -104,3 +104,15 @@ async def invitation_status(sm: SM, invitation_id: int) -> str:
 
 
 __all__ = ["make_year"]
+
+
+async def assert_slots_agree_with_appointments(sm: SM) -> None:
+    """Each slot's ``held_by`` is the appointment that holds it (booked, attended, no-show), or
+    NULL: the denormalised pointer the free-time search reads never drifts from the truth."""
+    drift = await fetch(
+        sm,
+        "SELECT s.id, s.held_by, a.id AS holder FROM slots s "
+        "LEFT JOIN appointments a ON a.slot_id = s.id AND a.status IN ('booked', 'attended', 'no_show') "
+        "WHERE s.held_by IS DISTINCT FROM a.id",
+    )
+    assert drift == [], drift

@@ -7,7 +7,16 @@ import datetime as dt
 import httpx
 
 from halsosamtal.invitations import lifecycle
-from tests.booking.support import SM, MakeUnit, centre, invitation_status, invited, messages, publish
+from tests.booking.support import (
+    SM,
+    MakeUnit,
+    assert_slots_agree_with_appointments,
+    centre,
+    invitation_status,
+    invited,
+    messages,
+    publish,
+)
 from tests.conftest import KeyMaker
 from tests.messaging.factories import execute, fetch, make_year
 
@@ -51,6 +60,7 @@ async def test_a_booked_time_is_withdrawn_only_after_the_centre_cancels_it(
         "planned",
     )
     assert (await api.delete(f"{where.slots_url}/{slot}", headers=where.ehr)).json()["state"] == "withdrawn"
+    await assert_slots_agree_with_appointments(sessionmaker)
 
 
 async def test_attendance_and_no_show(
@@ -116,6 +126,7 @@ async def test_attendance_and_no_show(
 
     history = (await api.get(f"/v1/appointments/{second}", headers=where.ehr)).json()["events"]
     assert [(e["from_status"], e["to_status"]) for e in history] == [(None, "booked"), ("booked", "no_show")]
+    await assert_slots_agree_with_appointments(sessionmaker)
 
 
 async def test_who_is_coming_is_for_the_units_own_clients(
@@ -212,3 +223,4 @@ async def test_a_resident_who_dies_has_their_time_freed(
     assert {
         m.status for m in await messages(sessionmaker, person.invitation_id) if m.kind != "invitation"
     } == {"cancelled"}
+    await assert_slots_agree_with_appointments(sessionmaker)

@@ -11,6 +11,7 @@ from halsosamtal.messaging.outbox import CONFIRMATION_KINDS, release_due
 from tests.booking.support import (
     SM,
     MakeUnit,
+    assert_slots_agree_with_appointments,
     centre,
     in_days,
     invitation_status,
@@ -121,6 +122,7 @@ async def test_book_move_and_cancel_with_their_messages(
     ]
     assert detail.json()["events"][1]["previous_slot_id"] == first
     assert detail.json()["personnummer"] == person.pnr
+    await assert_slots_agree_with_appointments(sessionmaker)
 
 
 async def test_confirmations_are_released_within_the_minute_with_the_time_written_out(
@@ -213,6 +215,7 @@ async def test_the_booking_rules(
             BOOK, json={"personnummer": person.pnr, "invitation_id": 1, "slot_id": ok}, headers=where.ehr
         )
     ).status_code == 403
+    await assert_slots_agree_with_appointments(sessionmaker)
 
 
 async def test_many_racing_for_one_time_exactly_one_wins(
@@ -240,6 +243,7 @@ async def test_many_racing_for_one_time_exactly_one_wins(
     assert rows[0].n == 1
     booked = await fetch(sessionmaker, "SELECT count(*) AS n FROM invitations WHERE status = 'booked'")
     assert booked[0].n == 1
+    await assert_slots_agree_with_appointments(sessionmaker)
 
 
 async def test_a_move_to_a_taken_time_changes_nothing(
@@ -263,6 +267,7 @@ async def test_a_move_to_a_taken_time_changes_nothing(
     rows = await fetch(sessionmaker, "SELECT invitation_id, slot_id, status FROM appointments ORDER BY id")
     assert [(r.slot_id, r.status) for r in rows] == [(a, "booked"), (b, "booked")]
     assert len(await messages(sessionmaker, one.invitation_id)) == 3  # no moved message
+    await assert_slots_agree_with_appointments(sessionmaker)
 
 
 async def test_declining_a_booked_invitation_frees_the_time(
@@ -299,6 +304,7 @@ async def test_declining_a_booked_invitation_frees_the_time(
         i=person.invitation_id,
     )
     assert [e.to_status for e in events] == ["planned", "booked", "open", "declined"]
+    await assert_slots_agree_with_appointments(sessionmaker)
 
 
 async def test_a_booking_stops_the_invitations_reminders(
@@ -379,3 +385,36 @@ async def test_out_of_range_ids_and_days_are_a_422_not_a_500(
         headers=where.ehr,
     )
     assert slot.status_code == 422
+
+
+async def test_two_residents_swapping_times_at_once_neither_deadlocks_nor_double_books(
+    api: httpx.AsyncClient, make_unit: MakeUnit, make_key: KeyMaker, sessionmaker: SM
+) -> None:
+    await make_year(sessionmaker)
+    where = await centre(make_unit, make_key)
+    portal = await make_key("portal")
+    a, b = await publish(api, where, *MAR2[:2])
+    one, two = await invited(sessionmaker, where.unit), await invited(sessionmaker, where.unit)
+    first = await api.post(
+        BOOK, json={"personnummer": one.pnr, "invitation_id": one.invitation_id, "slot_id": a}, headers=portal
+    )
+    second = await api.post(
+        BOOK, json={"personnummer": two.pnr, "invitation_id": two.invitation_id, "slot_id": b}, headers=portal
+    )
+    for _ in range(5):
+        answers = await asyncio.gather(
+            api.post(
+                f"{BOOK}/{first.json()['id']}/move",
+                json={"personnummer": one.pnr, "slot_id": b},
+                headers=portal,
+            ),
+            api.post(
+                f"{BOOK}/{second.json()['id']}/move",
+                json={"personnummer": two.pnr, "slot_id": a},
+                headers=portal,
+            ),
+        )
+        assert [r.status_code for r in answers] == [409, 409]
+    rows = await fetch(sessionmaker, "SELECT slot_id FROM appointments ORDER BY id")
+    assert [r.slot_id for r in rows] == [a, b]
+    await assert_slots_agree_with_appointments(sessionmaker)

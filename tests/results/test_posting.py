@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from halsosamtal.units.models import CareUnit
+from tests.booking.support import assert_slots_agree_with_appointments
 from tests.conftest import KeyMaker
 from tests.factories import make_resident
 from tests.messaging.factories import execute, fetch, make_invitation, make_year
@@ -321,6 +322,7 @@ async def test_a_result_marks_the_booked_time_attended(
     assert cancelled.status_code == 200, cancelled.text
     (invitation,) = await fetch(sessionmaker, "SELECT status FROM invitations")
     assert invitation.status == "open"
+    await assert_slots_agree_with_appointments(sessionmaker)
 
 
 async def test_the_portal_reads_its_residents_summary_in_plain_words(
