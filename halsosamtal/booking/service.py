@@ -42,7 +42,7 @@ from halsosamtal.core import clock
 from halsosamtal.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from halsosamtal.core.http import Page, decode_time_cursor, time_page
 from halsosamtal.invitations.lifecycle import InvitationClosed, NoInvitation
-from halsosamtal.residents import personnummer as pnr
+from halsosamtal.residents.lookup import requested_personnummer
 
 
 class AppointmentNotFound(NotFound):
@@ -99,13 +99,6 @@ class NoSuchSlot(NotFound):
 
 
 BOOKING_MESSAGE_KINDS = ("booking_confirmation", "booking_moved", "appointment_reminder")
-
-
-def identity(value: str) -> str:
-    try:
-        return pnr.parse(value).personnummer
-    except pnr.InvalidPersonnummer as exc:
-        raise InvalidInput(f"personnummer: {exc.reason}", field="personnummer") from exc
 
 
 # --- Reading ------------------------------------------------------------------------------------
@@ -232,7 +225,9 @@ async def _resident_invitation(
     session: AsyncSession, personnummer: str, invitation_id: int, *, lock: bool
 ) -> Any:
     sql = _INVITATION + " WHERE i.id = :id AND r.personnummer = :pnr" + (" FOR UPDATE OF i" if lock else "")
-    row = (await session.execute(text(sql), {"id": invitation_id, "pnr": identity(personnummer)})).first()
+    row = (
+        await session.execute(text(sql), {"id": invitation_id, "pnr": requested_personnummer(personnummer)})
+    ).first()
     if row is None:
         # Whether or not the invitation exists: a portal learns nothing about other residents.
         raise NoInvitation("the resident has no such invitation")
@@ -558,7 +553,7 @@ async def _resident_appointment(session: AsyncSession, personnummer: str, appoin
                 "JOIN invitations i ON i.id = a.invitation_id JOIN residents r ON r.id = i.resident_id "
                 "WHERE a.id = :id AND r.personnummer = :pnr FOR UPDATE OF a"
             ),
-            {"id": appointment_id, "pnr": identity(personnummer)},
+            {"id": appointment_id, "pnr": requested_personnummer(personnummer)},
         )
     ).first()
     if row is None:

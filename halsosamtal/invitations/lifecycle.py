@@ -53,11 +53,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from halsosamtal.booking.schemas import AppointmentOut
 from halsosamtal.core.clock import moment
 from halsosamtal.core.database import session_scope
-from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
+from halsosamtal.core.errors import Conflict, NotFound
 from halsosamtal.core.settings import Settings
 from halsosamtal.invitations.models import Invitation, InvitationEvent
 from halsosamtal.messaging.outbox import ReleaseResult, release_due
-from halsosamtal.residents import personnummer as pnr
+from halsosamtal.residents.lookup import requested_personnummer
 from halsosamtal.residents.models import Resident
 from halsosamtal.units.models import CareUnit
 
@@ -414,13 +414,6 @@ class ResidentInvitation(BaseModel):
     appointment: AppointmentOut | None = Field(None, description="The booked time, when there is one")
 
 
-def _identity(value: str) -> str:
-    try:
-        return pnr.parse(value).personnummer
-    except pnr.InvalidPersonnummer as exc:
-        raise InvalidInput(f"personnummer: {exc.reason}", field="personnummer") from exc
-
-
 def _view(invitation: Invitation, unit_name: str, hsa_id: str) -> ResidentInvitation:
     return ResidentInvitation(
         id=invitation.id,
@@ -442,7 +435,7 @@ async def current_invitation(session: AsyncSession, personnummer: str) -> Reside
             .join(Resident, Resident.id == Invitation.resident_id)
             .join(CareUnit, CareUnit.id == Invitation.care_unit_id)
             .where(
-                Resident.personnummer == _identity(personnummer),
+                Resident.personnummer == requested_personnummer(personnummer),
                 Invitation.status.in_(("planned", "open", "booked", "attended")),
             )
             .order_by(Invitation.year.desc(), Invitation.id.desc())
@@ -468,7 +461,9 @@ async def decline(
             select(Invitation, CareUnit.name, CareUnit.hsa_id)
             .join(Resident, Resident.id == Invitation.resident_id)
             .join(CareUnit, CareUnit.id == Invitation.care_unit_id)
-            .where(Invitation.id == invitation_id, Resident.personnummer == _identity(personnummer))
+            .where(
+                Invitation.id == invitation_id, Resident.personnummer == requested_personnummer(personnummer)
+            )
             .with_for_update(of=Invitation)
             .execution_options(populate_existing=True)
         )

@@ -59,11 +59,22 @@ class ResidentOut(BaseModel):
     updated_at: dt.datetime
 
 
-async def lookup(session: AsyncSession, value: str) -> ResidentOut:
+def requested_identity(value: str) -> pnr.Identity:
+    """A personnummer sent in a request body, parsed (any accepted form: 10 or 12 digits, with
+    or without separator); a bad one is a 422 on ``personnummer`` saying why."""
     try:
-        identity = pnr.parse(value)
+        return pnr.parse(value)
     except pnr.InvalidPersonnummer as exc:
         raise InvalidInput(f"personnummer: {exc.reason}", field="personnummer") from exc
+
+
+def requested_personnummer(value: str) -> str:
+    """The 12-digit form the register stores, of a personnummer sent in a request."""
+    return requested_identity(value).personnummer
+
+
+async def lookup(session: AsyncSession, value: str) -> ResidentOut:
+    identity = requested_identity(value)
     row = (
         await session.execute(
             select(Resident, CareUnit.hsa_id)

@@ -37,6 +37,7 @@ from halsosamtal.booking import service as booking
 from halsosamtal.core import clock
 from halsosamtal.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from halsosamtal.invitations.lifecycle import InvitationClosed, InvitationNotFound, NoInvitation
+from halsosamtal.residents.lookup import requested_personnummer
 from halsosamtal.results import habits, ranges
 from halsosamtal.results.models import Result, ResultVersion
 from halsosamtal.results.schemas import (
@@ -630,7 +631,7 @@ async def resident_result(
         + " ORDER BY v.held_at DESC LIMIT 1"
     )
     row = (
-        await session.execute(text(sql), {"pnr": booking.identity(personnummer), "inv": invitation_id})
+        await session.execute(text(sql), {"pnr": requested_personnummer(personnummer), "inv": invitation_id})
     ).first()
     if row is None:
         raise NoInvitation("the resident has no completed health talk with a result")
