@@ -41,6 +41,7 @@ from halsosamtal.booking.schemas import (
 from halsosamtal.core import clock
 from halsosamtal.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from halsosamtal.core.http import Page, decode_time_cursor, time_page
+from halsosamtal.invitations import lifecycle
 from halsosamtal.invitations.lifecycle import InvitationClosed, NoInvitation
 from halsosamtal.residents.lookup import requested_personnummer
 
@@ -383,28 +384,6 @@ async def _appointment_event(
     )
 
 
-async def set_invitation_status(
-    session: AsyncSession, invitation_id: int, from_status: str, to_status: str, *, reason: str, actor: str
-) -> None:
-    await session.execute(
-        text("UPDATE invitations SET status = :to_status, updated_at = now() WHERE id = :id"),
-        {"id": invitation_id, "to_status": to_status},
-    )
-    await session.execute(
-        text(
-            "INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor) "
-            "VALUES (:id, :from_status, :to_status, :reason, :actor)"
-        ),
-        {
-            "id": invitation_id,
-            "from_status": from_status,
-            "to_status": to_status,
-            "reason": reason,
-            "actor": actor,
-        },
-    )
-
-
 async def _cancel_messages(session: AsyncSession, *, appointment_id: int, kinds: tuple[str, ...]) -> None:
     await session.execute(
         text(
@@ -495,7 +474,7 @@ async def book(
     await _hold(session, slot_id, appointment_id)
     await _appointment_event(session, appointment_id, None, "booked", slot_id, reason="booked", actor=actor)
     when = clock.local(slot.starts_at).strftime("%Y-%m-%d %H:%M")
-    await set_invitation_status(
+    await lifecycle.change_status(
         session, invitation_id, invitation.status, "booked", reason=f"booked {when}", actor=actor
     )
     # A booking stops the invitation's own messages: its reminders, and its letter if unsent.
@@ -628,9 +607,9 @@ async def reopen_invitation(
         await session.execute(text("SELECT sent_at FROM invitations WHERE id = :id"), {"id": invitation_id})
     ).scalar_one()
     if sent_at is not None:
-        await set_invitation_status(session, invitation_id, from_status, "open", reason=reason, actor=actor)
+        await lifecycle.change_status(session, invitation_id, from_status, "open", reason=reason, actor=actor)
         return
-    await set_invitation_status(session, invitation_id, from_status, "planned", reason=reason, actor=actor)
+    await lifecycle.change_status(session, invitation_id, from_status, "planned", reason=reason, actor=actor)
     await session.execute(
         text(
             "INSERT INTO messages (resident_id, invitation_id, kind, send_on) "
@@ -794,7 +773,7 @@ async def mark(
     )
     if change_invitation and appointment.invitation_status == "booked":
         if outcome == "attended":
-            await set_invitation_status(
+            await lifecycle.change_status(
                 session,
                 appointment.invitation_id,
                 "booked",
@@ -830,7 +809,7 @@ async def restore_booking(session: AsyncSession, invitation_id: int, *, reason: 
     )
     await _appointment_event(session, row.id, "attended", "booked", row.slot_id, reason=reason, actor=actor)
     invitation = (await session.execute(text(_INVITATION + " WHERE i.id = :id"), {"id": invitation_id})).one()
-    await set_invitation_status(
+    await lifecycle.change_status(
         session, invitation_id, invitation.status, "booked", reason=reason, actor=actor
     )
     await _plan_reminder(session, invitation, row.id, row.starts_at)

@@ -447,6 +447,30 @@ async def current_invitation(session: AsyncSession, personnummer: str) -> Reside
     return _view(*row)
 
 
+async def change_status(
+    session: AsyncSession, invitation_id: int, from_status: str, to_status: str, *, reason: str, actor: str
+) -> None:
+    """Set an invitation's status and append its history row (from, to, why, who); the
+    caller holds the invitation's lock and has checked the change is allowed."""
+    await session.execute(
+        text("UPDATE invitations SET status = :to_status, updated_at = now() WHERE id = :id"),
+        {"id": invitation_id, "to_status": to_status},
+    )
+    await session.execute(
+        text(
+            "INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor) "
+            "VALUES (:id, :from_status, :to_status, :reason, :actor)"
+        ),
+        {
+            "id": invitation_id,
+            "from_status": from_status,
+            "to_status": to_status,
+            "reason": reason,
+            "actor": actor,
+        },
+    )
+
+
 async def decline(
     session: AsyncSession, personnummer: str, invitation_id: int, *, actor: str
 ) -> ResidentInvitation:
@@ -478,17 +502,8 @@ async def decline(
             f"the invitation is {invitation.status} and can no longer be declined",
             invitation_status=invitation.status,
         )
-    from_status = invitation.status
-    await session.execute(
-        text("UPDATE invitations SET status = 'declined', updated_at = now() WHERE id = :id"),
-        {"id": invitation_id},
-    )
-    await session.execute(
-        text(
-            "INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor) "
-            "VALUES (:id, :from_status, 'declined', 'declined by the resident', :actor)"
-        ),
-        {"id": invitation_id, "from_status": from_status, "actor": actor},
+    await change_status(
+        session, invitation_id, invitation.status, "declined", reason="declined by the resident", actor=actor
     )
     await session.execute(
         text(

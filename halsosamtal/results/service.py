@@ -36,6 +36,7 @@ from halsosamtal.access.schemas import Principal
 from halsosamtal.booking import service as booking
 from halsosamtal.core import clock
 from halsosamtal.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from halsosamtal.invitations import lifecycle
 from halsosamtal.invitations.lifecycle import InvitationClosed, InvitationNotFound, NoInvitation
 from halsosamtal.residents.lookup import requested_personnummer
 from halsosamtal.results import habits, ranges
@@ -337,21 +338,13 @@ async def _complete_invitation(
             reason=f"the result {external_id} was posted",
             change_invitation=False,
         )
-    await session.execute(
-        text("UPDATE invitations SET status = 'completed', updated_at = now() WHERE id = :id"),
-        {"id": target.invitation_id},
-    )
-    await session.execute(
-        text(
-            "INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor) "
-            "VALUES (:id, :from_status, 'completed', :reason, :actor)"
-        ),
-        {
-            "id": target.invitation_id,
-            "from_status": "booked" if appointment is not None else target.status,
-            "reason": f"result {external_id} posted",
-            "actor": actor,
-        },
+    await lifecycle.change_status(
+        session,
+        target.invitation_id,
+        "booked" if appointment is not None else target.status,
+        "completed",
+        reason=f"result {external_id} posted",
+        actor=actor,
     )
     await session.execute(
         text(
@@ -511,7 +504,7 @@ async def retract(session: AsyncSession, result_id: int, principal: Principal, *
                 )
             ).first()
             if attended is not None:
-                await booking.set_invitation_status(
+                await lifecycle.change_status(
                     session, row.invitation_id, "completed", "attended", reason=why, actor=principal.name
                 )
             else:
