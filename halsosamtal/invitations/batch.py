@@ -301,7 +301,7 @@ async def _run_locked(
         await s.execute(
             text(
                 "UPDATE batch_runs SET state = 'running', started_at = now(), total = :total, "
-                "done = 0 WHERE id = :id"
+                "done = 0, created = 0 WHERE id = :id"
             ),
             {"id": batch_id, "total": the_plan.total},
         )
@@ -329,11 +329,16 @@ async def _run_locked(
                     "actor": actor,
                 },
             )
-            counts["done"] += sum(a.count for a in allocations)
-            counts["created"] += inserted or 0
+            done, created = sum(a.count for a in allocations), inserted or 0
+            counts["done"] += done
+            counts["created"] += created
+            # Each unit adds its own numbers: two units' transactions may reach the row in
+            # either order, and writing running totals let the earlier total land last.
             await s.execute(
-                text("UPDATE batch_runs SET done = :done, created = :created WHERE id = :id"),
-                {"id": batch_id, **counts},
+                text(
+                    "UPDATE batch_runs SET done = done + :done, created = created + :created WHERE id = :id"
+                ),
+                {"id": batch_id, "done": done, "created": created},
             )
         if progress is not None:
             progress(counts["done"], the_plan.total)
