@@ -527,7 +527,7 @@ async def _resident_appointment(session: AsyncSession, personnummer: str, appoin
     row = (
         await session.execute(
             text(
-                "SELECT a.id, a.status, a.slot_id, a.invitation_id, s.starts_at "
+                "SELECT a.id, a.status, a.slot_id, a.invitation_id, s.starts_at, i.resident_id "
                 "FROM appointments a JOIN slots s ON s.id = a.slot_id "
                 "JOIN invitations i ON i.id = a.invitation_id JOIN residents r ON r.id = i.resident_id "
                 "WHERE a.id = :id AND r.personnummer = :pnr FOR UPDATE OF a"
@@ -663,16 +663,6 @@ async def _cancel(
         )
 
 
-async def _resident_id(session: AsyncSession, invitation_id: int) -> int:
-    return int(
-        (
-            await session.execute(
-                text("SELECT resident_id FROM invitations WHERE id = :id"), {"id": invitation_id}
-            )
-        ).scalar_one()
-    )
-
-
 async def cancel_by_resident(
     session: AsyncSession, personnummer: str, appointment_id: int, *, actor: str
 ) -> AppointmentOut:
@@ -681,8 +671,9 @@ async def cancel_by_resident(
     appointment = await _resident_appointment(session, personnummer, appointment_id)
     if appointment.status == "booked":
         _check_not_started(appointment)
-        resident_id = await _resident_id(session, appointment.invitation_id)
-        await _cancel(session, appointment, resident_id, reason="cancelled by the resident", actor=actor)
+        await _cancel(
+            session, appointment, appointment.resident_id, reason="cancelled by the resident", actor=actor
+        )
     elif appointment.status != "cancelled":
         raise AppointmentNotBooked(f"the appointment is {appointment.status} and can no longer be cancelled")
     return await resident_view(session, appointment_id)

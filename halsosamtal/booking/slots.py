@@ -6,9 +6,9 @@ again. A time that overlaps another time of the same resource is refused with th
 offending slot, before anything is written. Publishing for one unit takes a transaction-level
 advisory lock so two publishers of the same unit take turns and the overlap check holds.
 
-Withdrawing locks the slot row; booking takes a share lock on it, so a withdrawal and a booking
-of the same time serialise: either the booking sees the slot withdrawn, or the withdrawal sees
-the booking and is refused with 409 ``slot-booked``.
+Withdrawing and booking both lock the slot row, so a withdrawal and a booking of the same time
+serialise: either the booking sees the slot withdrawn, or the withdrawal sees the booking
+(``held_by``) and is refused with 409 ``slot-booked``.
 """
 
 from __future__ import annotations
@@ -219,17 +219,23 @@ async def publish_template(
     return result
 
 
+# A slot's state follows from its own row: ``held_by`` names the appointment holding it.
 _STATE = """CASE WHEN s.withdrawn_at IS NOT NULL THEN 'withdrawn'
-                 WHEN a.id IS NOT NULL THEN 'booked' ELSE 'free' END"""
+                 WHEN s.held_by IS NOT NULL THEN 'booked' ELSE 'free' END"""
 
-_LIST = f"""
-SELECT s.id, u.hsa_id, s.starts_at, s.ends_at, s.resource, {_STATE} AS state, a.id AS appointment_id
+_SELECT = f"""
+SELECT s.id, u.hsa_id, s.starts_at, s.ends_at, s.resource, {_STATE} AS state, s.held_by AS appointment_id
 FROM slots s
 JOIN care_units u ON u.id = s.care_unit_id
-LEFT JOIN appointments a ON a.slot_id = s.id AND a.status IN ('booked', 'attended', 'no_show')
+"""
+
+_LIST = (
+    _SELECT
+    + """
 WHERE s.care_unit_id = :unit AND s.starts_at >= :start AND s.starts_at < :end
   AND (CAST(:after_start AS timestamptz) IS NULL OR (s.starts_at, s.id) > (:after_start, :after_id))
 """
+)
 
 
 def _slot_out(row: Any) -> SlotOut:
@@ -285,13 +291,7 @@ async def list_slots(
 async def get_slot(session: AsyncSession, unit_id: int, slot_id: int) -> SlotOut:
     row = (
         await session.execute(
-            text(
-                f"SELECT s.id, u.hsa_id, s.starts_at, s.ends_at, s.resource, {_STATE} AS state, "
-                "a.id AS appointment_id FROM slots s JOIN care_units u ON u.id = s.care_unit_id "
-                "LEFT JOIN appointments a ON a.slot_id = s.id "
-                "AND a.status IN ('booked', 'attended', 'no_show') "
-                "WHERE s.id = :id AND s.care_unit_id = :unit"
-            ),
+            text(_SELECT + " WHERE s.id = :id AND s.care_unit_id = :unit"),
             {"id": slot_id, "unit": unit_id},
         )
     ).first()
@@ -305,28 +305,28 @@ async def withdraw_slot(session: AsyncSession, unit_id: int, slot_id: int, *, ac
     first: the resident is told). Withdrawing a withdrawn time changes nothing."""
     locked = (
         await session.execute(
-            text("SELECT id, withdrawn_at FROM slots WHERE id = :id AND care_unit_id = :unit FOR UPDATE"),
+            text(
+                "SELECT id, withdrawn_at, held_by FROM slots "
+                "WHERE id = :id AND care_unit_id = :unit FOR UPDATE"
+            ),
             {"id": slot_id, "unit": unit_id},
         )
     ).first()
     if locked is None:
         raise SlotNotFound(f"the unit has no time {slot_id}")
     if locked.withdrawn_at is None:
-        # A new statement after the lock: it sees any booking committed while we waited.
-        holder = (
-            await session.execute(
-                text(
-                    "SELECT id, status FROM appointments WHERE slot_id = :id "
-                    "AND status IN ('booked', 'attended', 'no_show')"
-                ),
-                {"id": slot_id},
-            )
-        ).first()
-        if holder is not None:
+        # Bookers lock the slot row too, so the locked row shows any booking that committed
+        # while we waited for it.
+        if locked.held_by is not None:
+            status = (
+                await session.execute(
+                    text("SELECT status FROM appointments WHERE id = :id"), {"id": locked.held_by}
+                )
+            ).scalar_one()
             raise SlotBooked(
-                f"the time is held by appointment {holder.id} ({holder.status}); cancel it first, "
+                f"the time is held by appointment {locked.held_by} ({status}); cancel it first, "
                 "which tells the resident",
-                appointment_id=holder.id,
+                appointment_id=locked.held_by,
             )
         await session.execute(
             text("UPDATE slots SET withdrawn_at = now(), withdrawn_by = :actor WHERE id = :id"),
