@@ -10,7 +10,7 @@ import typer
 from halsosamtal.access.cli import app as clients_app
 from halsosamtal.booking.cli import app as slots_app
 from halsosamtal.cli import dev
-from halsosamtal.cli.common import console, database_url
+from halsosamtal.cli.common import console, create_database, database_url, endpoints
 from halsosamtal.cli.groups import import_app
 from halsosamtal.invitations.cli import app as batch_app
 from halsosamtal.invitations.lifecycle_cli import app as invitations_app
@@ -46,9 +46,16 @@ def migrate(revision: str = typer.Argument("head", help="Alembic revision to upg
     """Bring the database schema up to date (creates the database when missing)."""
     from halsosamtal.core.migrations import upgrade
 
-    url = database_url(create=True)
+    url = database_url()
+    create_database(url)
     upgrade(url, revision)
     console.print(f"database schema at {revision}")
+
+
+def _pass_on_endpoints() -> None:
+    """Find Postgres and Redis here, say which, and hand exactly those to the server process."""
+    found = endpoints()
+    os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = found.database_url, found.redis_url
 
 
 @app.command()
@@ -58,6 +65,7 @@ def api(
     workers: int = typer.Option(1, help="Server processes."),
 ) -> None:
     """Serve the JSON API with uvicorn (refuses to start on an out-of-date schema)."""
+    _pass_on_endpoints()
     os.execvp(  # noqa: S606 - replaces this process with uvicorn, fixed program
         sys.executable,
         [
@@ -80,6 +88,7 @@ def api(
 @app.command()
 def worker() -> None:
     """Run the arq worker (batches, reminders, delivery)."""
+    _pass_on_endpoints()
     os.execvp(  # noqa: S606 - replaces this process with arq, fixed program
         sys.executable,
         [sys.executable, "-m", "arq", "services.worker.settings.WorkerSettings"],

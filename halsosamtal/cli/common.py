@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -29,17 +30,33 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def database_url(*, create: bool = False) -> str:
-    """The database the CLI works on. Created when missing on a server the CLI found itself,
-    or anywhere when ``create`` (``halsosamtal migrate``)."""
-    settings = get_settings()
-    url = settings.database_url or infra.find(settings).database_url
-    if create or not settings.database_url:
+_found: infra.Endpoints | None = None
+
+
+def endpoints() -> infra.Endpoints:
+    """The Postgres and Redis this command uses, found once (as the API and the worker find
+    them) and named on one line on stderr."""
+    global _found
+    if _found is None:
         try:
-            asyncio.run(infra.ensure_database(url))
-        except (OSError, asyncpg.PostgresError) as exc:
-            fail(f"cannot reach Postgres at {safe_url(url)}: {exc}")
-    return url
+            _found = infra.find(get_settings())
+        except RuntimeError as exc:
+            fail(str(exc))
+        err_console.print(f"halsosamtal: {infra.describe(_found)}", highlight=False, soft_wrap=True)
+    return _found
+
+
+def database_url() -> str:
+    """The database the CLI works on (not created: only ``halsosamtal migrate`` creates it)."""
+    return endpoints().database_url
+
+
+def create_database(url: str) -> bool:
+    """Create the URL's database when missing (``migrate``, ``dev run``); one line on failure."""
+    try:
+        return asyncio.run(infra.ensure_database(url))
+    except (OSError, asyncpg.PostgresError) as exc:
+        fail(f"cannot reach Postgres at {safe_url(url)}: {exc}")
 
 
 def safe_url(url: str) -> str:
@@ -83,6 +100,11 @@ async def check_database(engine: AsyncEngine, url: str) -> None:
             pass
     except (OSError, DBAPIError, asyncpg.PostgresError) as exc:
         reason = getattr(exc, "orig", None) or exc
+        if getattr(reason, "sqlstate", None) == "3D000":  # invalid_catalog_name
+            raise Unreachable(
+                f"the database {urlsplit(url).path.lstrip('/')!r} does not exist at {safe_url(url)}: "
+                "run `halsosamtal migrate` first"
+            ) from exc
         raise Unreachable(f"cannot reach Postgres at {safe_url(url)}: {reason}") from exc
     await ensure_schema_current(engine)
 
@@ -100,7 +122,7 @@ async def with_sessionmaker() -> AsyncIterator[async_sessionmaker[AsyncSession]]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

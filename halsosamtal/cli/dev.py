@@ -255,6 +255,7 @@ def stop_embedded() -> None:
     settings = get_settings()
     pg = infra.stop_embedded_postgres(settings.data_dir)
     rd = infra.stop_embedded_redis(settings.data_dir)
+    infra.forget(settings.data_dir)
     console.print(
         f"embedded Postgres {'stopped' if pg else 'was not running'}; "
         f"embedded Redis {'stopped' if rd else 'was not running'}"

@@ -12,6 +12,7 @@ started them exits, so the next command finds them again; ``halsosamtal dev stop
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -62,29 +63,89 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + quote(database)))
 
 
-def find(settings: Settings, *, database: str = DEFAULT_DATABASE, quiet: bool = False) -> Endpoints:
-    """Resolve both endpoints; start embedded servers when nothing else is there."""
-    embedded = settings.embedded or os.environ.get("HALSOSAMTAL_EMBEDDED") == "1"
+CHOICE_FILE = "servers.json"
+"""Under ``data_dir``: the servers this checkout chose (embedded ones), kept until ``dev stop``."""
+
+
+def remembered(data_dir: Path) -> dict[str, str]:
+    """What an earlier command of this checkout chose: ``{"postgres": "embedded", ...}``."""
+    try:
+        data = json.loads((data_dir / CHOICE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: str(v) for k, v in data.items() if k in ("postgres", "redis")}
+
+
+def remember(data_dir: Path, choice: dict[str, str]) -> None:
+    """Keep the embedded choice so that every later command of this checkout uses the same
+    servers, whatever its environment, until ``halsosamtal dev stop``."""
+    if not choice or remembered(data_dir) == choice:
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / CHOICE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(choice) + "\n")
+    tmp.replace(path)
+
+
+def forget(data_dir: Path) -> None:
+    (data_dir / CHOICE_FILE).unlink(missing_ok=True)
+
+
+def find(settings: Settings, *, database: str | None = None, quiet: bool = False) -> Endpoints:
+    """Resolve both endpoints; start embedded servers when nothing else is there.
+
+    An explicit URL wins; then what this checkout chose before (``.data/servers.json``, written
+    when embedded servers were chosen); then local servers; then the embedded ones.
+    """
+    database = database or settings.database_name
+    chosen = remembered(settings.data_dir)
+    forced = settings.embedded or os.environ.get("HALSOSAMTAL_EMBEDDED") == "1"
     say = (lambda _m: None) if quiet else _say
+    choice: dict[str, str] = {}
 
     if settings.database_url:
         db_url, db_source = settings.database_url, "DATABASE_URL"
-    elif not embedded and _answers(LOCAL_HOST, LOCAL_PG_PORT):
+    elif not forced and chosen.get("postgres") != "embedded" and _answers(LOCAL_HOST, LOCAL_PG_PORT):
         db_url = f"postgresql://postgres@{LOCAL_HOST}:{LOCAL_PG_PORT}/{database}"
         db_source = f"local Postgres on {LOCAL_HOST}:{LOCAL_PG_PORT}"
     else:
         db_url = with_database(start_embedded_postgres(settings.data_dir, say), database)
         db_source = f"embedded Postgres in {settings.data_dir / 'postgres'}"
+        choice["postgres"] = "embedded"
 
     if settings.redis_url:
         redis_url, redis_source = settings.redis_url, "REDIS_URL"
-    elif not embedded and _answers(LOCAL_HOST, LOCAL_REDIS_PORT):
+    elif not forced and chosen.get("redis") != "embedded" and _answers(LOCAL_HOST, LOCAL_REDIS_PORT):
         redis_url = f"redis://{LOCAL_HOST}:{LOCAL_REDIS_PORT}/0"
         redis_source = f"local Redis on {LOCAL_HOST}:{LOCAL_REDIS_PORT}"
     else:
         redis_url = start_embedded_redis(settings.data_dir, say, port=settings.embedded_redis_port)
-        redis_source = f"embedded Redis in {settings.data_dir / 'redis'}"
+        redis_source = f"embedded Redis on {LOCAL_HOST}:{settings.embedded_redis_port}"
+        choice["redis"] = "embedded"
+    remember(settings.data_dir, choice)
     return Endpoints(db_url, redis_url, db_source, redis_source)
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "a Unix socket"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def describe(endpoints: Endpoints) -> str:
+    """One line naming the database and Redis a command uses (never a password)."""
+    db_name = urlsplit(endpoints.database_url).path.lstrip("/") or "?"
+    db_from = endpoints.database_source or "DATABASE_URL"
+    if db_from in ("DATABASE_URL",):
+        db_from += f" at {_where(endpoints.database_url)}"
+    rd_path = urlsplit(endpoints.redis_url).path or "/0"
+    rd_from = endpoints.redis_source or "REDIS_URL"
+    if rd_from in ("REDIS_URL",):
+        rd_from += f" at {_where(endpoints.redis_url)}"
+    return f"using database {db_name} ({db_from}) and Redis db {rd_path.lstrip('/') or '0'} ({rd_from})"
 
 
 def start_embedded_postgres(data_dir: Path, say: object = _say) -> str:
@@ -98,7 +159,8 @@ def start_embedded_postgres(data_dir: Path, say: object = _say) -> str:
         ) from exc
     pgdata = (data_dir / "postgres").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0 and callable(say):
+    running = (pgdata / "postmaster.pid").exists()
+    if os.geteuid() == 0 and callable(say) and not running:
         say(
             "starting the embedded Postgres as root: pgserver creates a system user 'pgserver' "
             f"to run it and widens the permissions of {pgdata} and its parent folders so that "
@@ -107,6 +169,8 @@ def start_embedded_postgres(data_dir: Path, say: object = _say) -> str:
     # pgserver logs each step at INFO, also from an atexit hook after streams are closed.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
+    if not running and callable(say):
+        say(f"started the embedded Postgres (data in {pgdata})")
     return str(server.get_uri())
 
 

