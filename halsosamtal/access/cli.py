@@ -9,7 +9,8 @@ from rich.table import Table
 
 from halsosamtal.access import service
 from halsosamtal.access.schemas import ClientCreate, Role
-from halsosamtal.cli.common import console, print_json, run_in_transaction
+from halsosamtal.cli.common import run_in_transaction
+from halsosamtal.cli.output import console, print_json
 
 app = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
 

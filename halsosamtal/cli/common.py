@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
+from halsosamtal.cli.output import err_console, fail
 from halsosamtal.core import infra
 from halsosamtal.core.database import create_engine, make_sessionmaker
 from halsosamtal.core.errors import DomainError, SchemaOutOfDate
@@ -26,24 +22,22 @@ from halsosamtal.core.settings import get_settings
 
 T = TypeVar("T")
 
-console = Console()
-err_console = Console(stderr=True)
 
-
-_found: infra.Endpoints | None = None
+_found: dict[int, infra.Endpoints] = {}
 
 
 def endpoints() -> infra.Endpoints:
-    """The Postgres and Redis this command uses, found once (as the API and the worker find
-    them) and named on one line on stderr."""
-    global _found
-    if _found is None:
+    """The Postgres and Redis this command uses, found once per settings (as the API and the
+    worker find them) and named on one line on stderr."""
+    settings = get_settings()
+    found = _found.get(id(settings))
+    if found is None:
         try:
-            _found = infra.find(get_settings())
+            found = _found[id(settings)] = infra.find(settings)
         except RuntimeError as exc:
             fail(str(exc))
-        err_console.print(f"halsosamtal: {infra.describe(_found)}", highlight=False, soft_wrap=True)
-    return _found
+        err_console.print(f"halsosamtal: {infra.describe(found)}", highlight=False, soft_wrap=True)
+    return found
 
 
 def database_url() -> str:
@@ -119,25 +113,3 @@ async def with_sessionmaker() -> AsyncIterator[async_sessionmaker[AsyncSession]]
         yield make_sessionmaker(engine)
     finally:
         await engine.dispose()
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-
-
-def progress() -> Progress:
-    """A progress bar on stderr (hidden when stderr is not a terminal)."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )

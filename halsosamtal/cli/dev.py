@@ -21,9 +21,7 @@ from typing import Annotated
 
 import typer
 
-from halsosamtal.cli.common import console, err_console, fail
-from halsosamtal.core import infra
-from halsosamtal.core.settings import get_settings
+from halsosamtal.cli.output import console, err_console, fail
 
 app = typer.Typer(help="Local development: run everything, stop embedded servers.", no_args_is_help=True)
 
@@ -186,9 +184,12 @@ def run(
 ) -> None:
     """Find or start Postgres and Redis, migrate, load the demo region once, and run the API and
     the worker until Ctrl-C."""
+    from halsosamtal.core import infra
+    from halsosamtal.core.settings import get_settings
+
     settings = get_settings()
     found = infra.find(settings)
-    console.print(f"database: {found.database_source}\nredis:    {found.redis_source}")
+    console.print(infra.describe(found), highlight=False, soft_wrap=True)
     asyncio.run(infra.ensure_database(found.database_url))
     env = {**os.environ, "DATABASE_URL": found.database_url, "REDIS_URL": found.redis_url}
     result = _halsosamtal("migrate", env=env, check=False)
@@ -226,7 +227,8 @@ def run(
                 f"  readiness:     {base}/readyz\n"
                 f"  operator key:  {key}\n"
                 f"  try:           curl -H 'Authorization: Bearer {key}' {base}/v1/care-units\n"
-                f"Press Ctrl-C to stop."
+                f"Press Ctrl-C to stop.",
+                soft_wrap=True,
             )
         while not stopping and all(c.poll() is None for c in children):
             time.sleep(0.2)
@@ -252,6 +254,9 @@ def run(
 @app.command("stop")
 def stop_embedded() -> None:
     """Stop the embedded Postgres and Redis (their data stays in .data)."""
+    from halsosamtal.core import infra
+    from halsosamtal.core.settings import get_settings
+
     settings = get_settings()
     pg = infra.stop_embedded_postgres(settings.data_dir)
     rd = infra.stop_embedded_redis(settings.data_dir)

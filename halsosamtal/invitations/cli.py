@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from halsosamtal.cli.common import console, fail, print_json, progress, run_in_transaction, with_sessionmaker
+from halsosamtal.cli.common import run_in_transaction, with_sessionmaker
+from halsosamtal.cli.output import console, fail, print_json, progress
 from halsosamtal.core.errors import DomainError
 from halsosamtal.invitations import batch, service
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from halsosamtal.cli.common import console, print_json
+from halsosamtal.cli.output import console, print_json
 from halsosamtal.core.clock import local_today as today
 from halsosamtal.core.settings import get_settings
 from halsosamtal.invitations import lifecycle

@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from halsosamtal.cli.common import console, fail, print_json, run_in_transaction, with_sessionmaker
+from halsosamtal.cli.common import run_in_transaction, with_sessionmaker
+from halsosamtal.cli.output import console, fail, print_json
 from halsosamtal.core import clock
 from halsosamtal.core.errors import DomainError
 from halsosamtal.core.settings import get_settings

@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.cli.common import console, err_console, fail, run_in_transaction
+from halsosamtal.cli.common import run_in_transaction
 from halsosamtal.cli.groups import import_app
+from halsosamtal.cli.output import console, err_console, fail
 from halsosamtal.core.imports import RejectReport
 from halsosamtal.core.settings import get_settings
 from halsosamtal.reports import cni, export, html, outcomes, participation, reimbursement

@@ -13,8 +13,9 @@ from typing import IO, Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.cli.common import console, err_console, progress, run_in_transaction
+from halsosamtal.cli.common import run_in_transaction
 from halsosamtal.cli.groups import import_app
+from halsosamtal.cli.output import console, err_console, progress
 from halsosamtal.core.imports import ImportSummary, Reject
 from halsosamtal.invitations.lifecycle import apply_register_changes
 from halsosamtal.residents.importer import import_residents

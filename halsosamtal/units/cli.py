@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from halsosamtal.cli.common import console, err_console, run_in_transaction
+from halsosamtal.cli.common import run_in_transaction
 from halsosamtal.cli.groups import import_app
+from halsosamtal.cli.output import console, err_console
 from halsosamtal.core.imports import ImportSummary, RejectReport
 from halsosamtal.units import service
 

@@ -40,7 +40,8 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 async def run_cli(app: typer.Typer, *args: str) -> tuple[int, str]:
     """Run a command (it runs its own event loop, so in a thread beside the test's loop)."""
     result = await asyncio.to_thread(CliRunner().invoke, app, list(args))
-    return result.exit_code, result.output
+    # stdout only on success (stderr names the database used); the error too on failure
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
 @pytest.fixture(scope="session")
