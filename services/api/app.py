@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
 from halsosamtal.core.http import install_error_handlers
 from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import Resources, open_resources
