@@ -41,6 +41,8 @@ async def start_queued_batches(ctx: dict[str, Any]) -> int:
     async with sessionmaker() as s:
         ids = list(await s.scalars(select(BatchRun.id).where(BatchRun.state == "queued")))
     queue = ctx["resources"].settings.queue_name
+    if ids:
+        log.info("starting queued batches %s", ", ".join(map(str, ids)))
     for batch_id in ids:
         # Job ids are global in Redis; the queue name keeps two deployments (or test runs)
         # sharing one Redis from blocking each other's batches.

@@ -8,6 +8,7 @@ with ``FOR UPDATE SKIP LOCKED``). Cron times are in the worker's time zone: run 
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
@@ -17,6 +18,8 @@ from arq.worker import func
 from halsosamtal.core.clock import local_today as today
 from halsosamtal.core.runtime import Resources
 from halsosamtal.messaging.outbox import CONFIRMATION_KINDS, deliver_due, release_due
+
+log = logging.getLogger(__name__)
 
 RELEASE_TIMEOUT_S = 1800
 DELIVERY_BUDGET_S = 50
@@ -43,7 +46,10 @@ async def release_confirmations(ctx: dict[str, Any]) -> dict[str, Any]:
     who has just booked hears of it within a minute or two, not the next morning."""
     resources: Resources = ctx["resources"]
     result = await release_due(resources.sessionmaker, resources.settings, today(), kinds=CONFIRMATION_KINDS)
-    return result.as_dict()
+    summary = result.as_dict()
+    if any(isinstance(v, int) and v for v in summary.values()) or result.template_errors:
+        log.info("confirmations released: %s", summary)
+    return summary
 
 
 async def deliver_messages(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +64,10 @@ async def deliver_messages(ctx: dict[str, Any]) -> dict[str, Any]:
         client=ctx.get("http_client"),
         time_budget_s=DELIVERY_BUDGET_S,
     )
-    return report.as_dict()
+    summary = report.as_dict()
+    if report.claimed:
+        log.info("delivery: %s", summary)
+    return summary
 
 
 FUNCTIONS: list[Any] = [
