@@ -71,7 +71,8 @@ async def book(
     """Book a time for the resident's planned or open invitation. 409 `slot-taken` when
     someone else has it (exactly one of many racing requests wins), `already-booked` when the
     invitation has a time (move it instead), `invitation-closed`; 422 `slot-at-other-unit`,
-    `slot-too-soon` (inside the lead time), `slot-after-valid-until`. A confirmation goes out,
+    `slot-too-soon` (inside the lead time), `slot-before-valid-from` (before the programme year
+    begins), `slot-after-valid-until`. A confirmation goes out,
     and a reminder before the time."""
     return await idempotent(
         session,
