@@ -9,7 +9,7 @@ from rich.table import Table
 
 from halsosamtal.access import service
 from halsosamtal.access.schemas import ClientCreate, Role
-from halsosamtal.cli.common import run_in_transaction
+from halsosamtal.cli.common import DryRun, run_in_transaction
 from halsosamtal.cli.output import console, print_json
 
 app = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
@@ -24,6 +24,7 @@ def create(
         typer.Option("--unit", help="HSA-id of a unit an ehr client acts for (repeat)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Create a client and print its key. The key is shown this once; only its hash is kept."""
     from pydantic import ValidationError
@@ -32,7 +33,10 @@ def create(
         data = ClientCreate(name=name, role=role, care_units=unit or [])
     except ValidationError as exc:
         raise typer.BadParameter(exc.errors()[0]["msg"]) from exc
-    created = run_in_transaction(lambda s: service.create_client(s, data))
+    created = run_in_transaction(lambda s: service.create_client(s, data), dry_run=dry_run)
+    if dry_run:
+        console.print(f"would create client {created.name} ({created.role})", highlight=False)
+        return
     if json_out:
         print_json(created.model_dump(mode="json"))
         return
@@ -65,7 +69,8 @@ def list_(
 
 
 @app.command("revoke")
-def revoke(name: Annotated[str, typer.Argument(help="The client's name.")]) -> None:
+def revoke(name: Annotated[str, typer.Argument(help="The client's name.")], dry_run: DryRun = False) -> None:
     """Revoke a client's key at once."""
-    client = run_in_transaction(lambda s: service.revoke_client(s, name))
-    console.print(f"revoked {client.name} at {client.revoked_at:%Y-%m-%d %H:%M:%S %Z}")
+    client = run_in_transaction(lambda s: service.revoke_client(s, name), dry_run=dry_run)
+    verb = "would revoke" if dry_run else "revoked"
+    console.print(f"{verb} {client.name} at {client.revoked_at:%Y-%m-%d %H:%M:%S %Z}")

@@ -110,13 +110,24 @@ app.command("demo-data")(dev.demo_data)
 @app.command()
 def migrate(
     revision: Annotated[str, typer.Argument(help="Alembic revision to upgrade to.")] = "head",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the migrations that would run; change nothing.")
+    ] = False,
 ) -> None:
     """Bring the database schema up to date (creates the database when missing)."""
-    from halsosamtal.cli.common import create_database, database_url
+    from halsosamtal.cli.common import create_database, database_url, said_dry_run
     from halsosamtal.cli.output import console
-    from halsosamtal.core.migrations import upgrade
+    from halsosamtal.core.migrations import pending, upgrade
 
     url = database_url()
+    if dry_run:
+        steps = pending(url, revision)
+        for step in steps:
+            console.print(f"would apply {step}", highlight=False)
+        if not steps:
+            console.print(f"the schema is at {revision} already", highlight=False)
+        said_dry_run()
+        return
     create_database(url)
     upgrade(url, revision)
     console.print(f"database schema at {revision}")

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from datetime import date
+from typing import Annotated, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import typer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
 from halsosamtal.cli.output import err_console, fail
-from halsosamtal.core import infra
+from halsosamtal.core import clock, infra
 from halsosamtal.core.database import create_engine, make_sessionmaker
 from halsosamtal.core.errors import DomainError, SchemaOutOfDate
 from halsosamtal.core.migrations import ensure_schema_current
@@ -61,8 +63,9 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts)
 
 
-def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction on a migrated database; print domain errors and exit 1."""
+def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]], *, dry_run: bool = False) -> T:
+    """Run ``work`` in one transaction on a migrated database; print domain errors and exit 1.
+    With ``dry_run`` the transaction is rolled back: the command shows what it would do."""
 
     url = database_url()
 
@@ -70,17 +73,54 @@ def run_in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         engine = create_engine(url, pool_size=2, max_overflow=0, application_name="halsosamtal-cli")
         try:
             await check_database(engine, url)
-            async with make_sessionmaker(engine)() as session, session.begin():
-                return await work(session)
+            async with make_sessionmaker(engine)() as session:
+                await session.begin()
+                try:
+                    result = await work(session)
+                except BaseException:
+                    await session.rollback()
+                    raise
+                await (session.rollback() if dry_run else session.commit())
+                return result
         finally:
             await engine.dispose()
 
     try:
-        return asyncio.run(go())
+        result = asyncio.run(go())
     except DomainError as exc:
         fail(exc.detail)
     except SchemaOutOfDate as exc:
         fail(str(exc))
+    if dry_run:
+        said_dry_run()
+    return result
+
+
+def said_dry_run() -> None:
+    err_console.print("dry run: nothing was changed or sent", highlight=False)
+
+
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Do everything but keep nothing: print what the command would do, then roll it back.",
+    ),
+]
+
+
+def not_after_today(day: date, option: str = "--as-of", *, dry_run: bool = False) -> date:
+    """Refuse a day after today in Sweden (exit 2, one line): a command that sends or changes
+    state acts now, and would record a future day as the day it acted. A dry run may look at a
+    coming day: it keeps nothing."""
+    today = clock.local_today()
+    if day > today and not dry_run:
+        fail(
+            f"{option} {day.isoformat()} is after today ({today.isoformat()} in Sweden): a command "
+            "that sends or changes something acts today; add --dry-run to see what it would do then",
+            code=2,
+        )
+    return day
 
 
 class Unreachable(DomainError):
@@ -104,12 +144,29 @@ async def check_database(engine: AsyncEngine, url: str) -> None:
 
 
 @asynccontextmanager
-async def with_sessionmaker() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """A sessionmaker on a migrated database, for commands that commit in several steps."""
+async def with_sessionmaker(*, dry_run: bool = False) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A sessionmaker on a migrated database, for commands that commit in several steps.
+
+    With ``dry_run`` every session runs on one connection inside one transaction that is rolled
+    back at the end (each session's commit only releases a savepoint), so the work runs as it
+    would (one session at a time) and nothing is kept."""
     url = database_url()
     engine = create_engine(url, pool_size=3, max_overflow=2, application_name="halsosamtal-cli")
     try:
         await check_database(engine, url)
-        yield make_sessionmaker(engine)
+        if not dry_run:
+            yield make_sessionmaker(engine)
+            return
+        async with engine.connect() as conn:
+            outer = await conn.begin()
+            try:
+                yield async_sessionmaker(
+                    bind=conn,
+                    expire_on_commit=False,
+                    autoflush=False,
+                    join_transaction_mode="create_savepoint",
+                )
+            finally:
+                await outer.rollback()
     finally:
         await engine.dispose()

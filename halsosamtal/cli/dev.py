@@ -25,6 +25,13 @@ from halsosamtal.cli.output import console, err_console, fail
 
 app = typer.Typer(help="Local development: run everything, stop embedded servers.", no_args_is_help=True)
 
+
+def _today() -> dt.date:
+    from halsosamtal.core.clock import local_today
+
+    return local_today()
+
+
 DEMO_SEED = 2026
 DEMO_RESIDENTS = 50_000
 DEMO_CLIENT = "demo-operator"
@@ -57,7 +64,7 @@ def demo_data(
             residents=residents,
             seed=seed,
             bad_rows=bad_rows,
-            reference=(reference.date() if reference else dt.date.today()),
+            reference=(reference.date() if reference else _today()),
             care_units=units,
         )
     console.print(f"wrote {summary.rows} residents to {out} ({summary.bad_rows} bad rows)")
@@ -87,7 +94,7 @@ def _load_demo(env: dict[str, str], data_dir: Path, residents: int) -> None:
     demo = data_dir / "demo"
     demo.mkdir(parents=True, exist_ok=True)
     units_csv, residents_csv = demo / "care_units.csv", demo / "residents.csv"
-    year = dt.date.today().year
+    year = _today().year
     steps: list[tuple[str, list[str]]] = [
         (
             "generating the demo register",
@@ -133,9 +140,9 @@ def _load_demo(env: dict[str, str], data_dir: Path, residents: int) -> None:
                 "template",
                 "--all-participating",
                 "--first-day",
-                (dt.date.today() + dt.timedelta(days=7)).isoformat(),
+                (_today() + dt.timedelta(days=7)).isoformat(),
                 "--last-day",
-                (dt.date.today() + dt.timedelta(weeks=12)).isoformat(),
+                (_today() + dt.timedelta(weeks=12)).isoformat(),
             ],
         ),
     ]

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 
+from halsosamtal.core import clock
 from halsosamtal.core.auth import Operator
 from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
@@ -34,7 +35,7 @@ async def plan_batch(
 ) -> PlanOut:
     """Preview a year's batch, per unit and month: invitations, expected bookings, capacity.
     Writes nothing; a run on the same day writes exactly this."""
-    return await service.plan_out(session, year, as_of or dt.date.today())
+    return await service.plan_out(session, year, as_of or clock.local_today())
 
 
 @router.post(

@@ -11,7 +11,13 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from halsosamtal.cli.common import run_in_transaction, with_sessionmaker
+from halsosamtal.cli.common import (
+    DryRun,
+    not_after_today,
+    run_in_transaction,
+    said_dry_run,
+    with_sessionmaker,
+)
 from halsosamtal.cli.output import console, fail, print_json
 from halsosamtal.core import clock
 from halsosamtal.core.errors import DomainError
@@ -31,30 +37,37 @@ AsOf = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def run_chunked(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+def run_chunked(
+    work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]], *, dry_run: bool = False
+) -> T:
     """Run ``work``, which commits chunk by chunk, on the CLI's database; a domain error is
-    printed and exits 1."""
+    printed and exits 1. With ``dry_run`` nothing it does is kept."""
 
     async def go() -> T:
-        async with with_sessionmaker() as sessionmaker:
+        async with with_sessionmaker(dry_run=dry_run) as sessionmaker:
             return await work(sessionmaker)
 
     try:
-        return asyncio.run(go())
+        result = asyncio.run(go())
     except DomainError as exc:
         fail(exc.detail)
+    if dry_run:
+        said_dry_run()
+    return result
 
 
-def _day(as_of: dt.datetime | None) -> dt.date:
-    return as_of.date() if as_of else clock.local_today()
+def day_of(as_of: dt.datetime | None, *, dry_run: bool = False) -> dt.date:
+    """The ``--as-of`` day (default today in Sweden); a day after today is refused unless the
+    run is a dry run."""
+    return not_after_today(as_of.date(), dry_run=dry_run) if as_of else clock.local_today()
 
 
 @app.command("release")
-def release(as_of: AsOf = None, json_out: Json = False) -> None:
+def release(as_of: AsOf = None, json_out: Json = False, dry_run: DryRun = False) -> None:
     """Queue the messages whose send date has come: choose each one's channel and render its
     text; invitation messages open their invitations. Safe to run again."""
-    day = _day(as_of)
-    result = run_chunked(lambda sm: outbox.release_due(sm, get_settings(), day, actor="cli"))
+    day = day_of(as_of, dry_run=dry_run)
+    result = run_chunked(lambda sm: outbox.release_due(sm, get_settings(), day, actor="cli"), dry_run=dry_run)
     if json_out:
         print_json(result.as_dict())
         return
@@ -69,9 +82,17 @@ def release(as_of: AsOf = None, json_out: Json = False) -> None:
 
 
 @app.command("deliver")
-def deliver(json_out: Json = False) -> None:
+def deliver(json_out: Json = False, dry_run: DryRun = False) -> None:
     """One delivery pass: send every due queued message (letters to the day's print file) and
     take over messages whose worker died mid-send."""
+    if dry_run:
+        due = run_in_transaction(outbox.due_for_delivery, dry_run=True)
+        if json_out:
+            print_json(due)
+            return
+        for channel, n in due.items() or {"-": {"send": 0, "cancel": 0}}.items():
+            console.print(f"would deliver {n['send']} and cancel {n['cancel']} on {channel}", highlight=False)
+        return
     report = run_chunked(lambda sm: outbox.deliver_due(sm, get_settings()))
     if json_out:
         print_json(report.as_dict())
@@ -118,9 +139,14 @@ def failed(
 
 
 @app.command("retry")
-def retry(message_id: Annotated[int, typer.Argument(help="Id of a failed message.")]) -> None:
+def retry(
+    message_id: Annotated[int, typer.Argument(min=1, help="Id of a failed message.")],
+    dry_run: DryRun = False,
+) -> None:
     """Give a failed message one more try: queued again with its text, or released again when
     it never had a channel (e.g. no_address, after the register was corrected)."""
-    out = run_in_transaction(lambda s: outbox.retry_message(s, get_settings(), message_id, actor="cli"))
+    out = run_in_transaction(
+        lambda s: outbox.retry_message(s, get_settings(), message_id, actor="cli"), dry_run=dry_run
+    )
     detail = f" ({out.last_error})" if out.status == "failed" and out.last_error else ""
     console.print(f"message {out.id}: {out.status}{detail}", highlight=False)

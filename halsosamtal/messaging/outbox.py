@@ -758,6 +758,28 @@ def _tally(report: DeliveryReport, outcomes: Sequence[Outcome]) -> None:
             report.failed += 1
 
 
+async def due_for_delivery(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """What a delivery pass would do now, without claiming anything: per channel, how many due
+    messages it would send and how many it would cancel (their invitation closed)."""
+    rows = await session.execute(
+        text("""
+SELECT m.channel,
+       count(*) FILTER (WHERE NOT stale) AS send,
+       count(*) FILTER (WHERE stale) AS cancel
+FROM (
+  SELECT m.channel,
+         m.status = 'queued' AND m.kind IN ('invitation', 'reminder')
+           AND i.status IS NOT NULL AND i.status NOT IN ('planned', 'open') AS stale
+  FROM messages m LEFT JOIN invitations i ON i.id = m.invitation_id
+  WHERE (m.status = 'queued' AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= now()))
+     OR (m.status = 'sending' AND m.next_attempt_at <= now())
+) m
+GROUP BY m.channel ORDER BY m.channel
+""")
+    )
+    return {str(r.channel): {"send": int(r.send), "cancel": int(r.cancel)} for r in rows}
+
+
 async def deliver_due(
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,

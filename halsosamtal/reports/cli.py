@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.cli.common import run_in_transaction
+from halsosamtal.cli.common import DryRun, run_in_transaction
 from halsosamtal.cli.groups import import_app
 from halsosamtal.cli.output import console, err_console, fail
 from halsosamtal.core.imports import RejectReport
@@ -235,10 +235,13 @@ def summary_command(
 def close_command(
     year: Annotated[int, typer.Option(help="Calendar year of the month.")],
     month: Annotated[int, typer.Option(min=1, max=12, help="The month to close.")],
+    dry_run: DryRun = False,
 ) -> None:
     """Close (report) a month of the reimbursement statement once it has ended: from then on it
     never changes. Months close in order."""
-    closed = run_in_transaction(lambda s: reimbursement.close_month(s, year, month, actor="cli"))
+    closed = run_in_transaction(
+        lambda s: reimbursement.close_month(s, year, month, actor="cli"), dry_run=dry_run
+    )
     console.print(
         f"closed {closed.month}: {closed.lines} lines, {closed.total:.2f} SEK (digest {closed.digest[:12]})",
         highlight=False,
@@ -251,6 +254,7 @@ def import_cni_command(
     rejects: Annotated[
         Path | None, typer.Option(help="Where to write the reject report (default: FILE.rejects.csv)")
     ] = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Replace the Care Need Index table (per DeSO area). Bad rows go to the reject report and
     give exit status 2; then areas missing from the file are kept."""
@@ -259,7 +263,7 @@ def import_cni_command(
         with file.open(encoding="utf-8-sig", newline="") as f:
             return await cni.import_cni(session, f)
 
-    summary = run_in_transaction(work)
+    summary = run_in_transaction(work, dry_run=dry_run)
     console.print(
         f"rows {summary.rows}: inserted {summary.inserted}, updated {summary.updated}, "
         f"unchanged {summary.unchanged}, removed {summary.removed}, rejected {summary.rejected}"

@@ -13,9 +13,10 @@ from typing import IO, Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.cli.common import run_in_transaction
+from halsosamtal.cli.common import DryRun, not_after_today, run_in_transaction
 from halsosamtal.cli.groups import import_app
 from halsosamtal.cli.output import console, err_console, progress
+from halsosamtal.core import clock
 from halsosamtal.core.imports import ImportSummary, Reject
 from halsosamtal.invitations.lifecycle import apply_register_changes
 from halsosamtal.residents.importer import import_residents
@@ -97,6 +98,7 @@ def import_residents_command(
             "when a row was rejected.",
         ),
     ] = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Import residents from the population and listing register.
 
@@ -104,7 +106,7 @@ def import_residents_command(
     Each bad row goes to the reject report with its line and reason.
     Exit status: 0 all rows imported, 2 some rows rejected, 1 nothing imported (see the error).
     """
-    extract_date = as_of.date() if as_of else dt.date.today()
+    extract_date = not_after_today(as_of.date(), dry_run=dry_run) if as_of else clock.local_today()
     report = _RejectFile(rejects or file.with_suffix(".rejects.csv"))
     size = file.stat().st_size
 
@@ -135,7 +137,7 @@ def import_residents_command(
             return summary
 
         try:
-            summary = run_in_transaction(work)
+            summary = run_in_transaction(work, dry_run=dry_run)
         except BaseException:
             report.discard()
             raise

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import text
 
+from halsosamtal.core import clock
 from halsosamtal.core.auth import Operator
 from halsosamtal.core.errors import InvalidInput
 from halsosamtal.core.http import Session, problem_responses
@@ -73,7 +74,7 @@ async def import_residents_endpoint(
         raise InvalidInput(f"send the register as text/csv, not {media_type}", field="body")
     # A register extract takes longer than the per-statement budget of an ordinary request.
     await session.execute(text("SET LOCAL statement_timeout = 0"))
-    day = as_of or dt.date.today()
+    day = as_of or clock.local_today()
     summary = await import_residents(
         session,
         request.stream(),

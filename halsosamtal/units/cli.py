@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from halsosamtal.cli.common import run_in_transaction
+from halsosamtal.cli.common import DryRun, run_in_transaction
 from halsosamtal.cli.groups import import_app
 from halsosamtal.cli.output import console, err_console
 from halsosamtal.core.imports import ImportSummary, RejectReport
@@ -40,6 +40,7 @@ def import_care_units(
         Path | None,
         typer.Option(help="Where to write the reject report (default: FILE.rejects.csv)"),
     ] = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Upsert care units by HSA-id. Bad rows go to the reject report; exit status 2 if any."""
 
@@ -47,7 +48,7 @@ def import_care_units(
         with file.open(encoding="utf-8-sig", newline="") as f:
             return await service.import_care_units(session, f, source=file.name, actor="cli")
 
-    summary = run_in_transaction(work)
+    summary = run_in_transaction(work, dry_run=dry_run)
     print_summary(summary, rejects or file.with_suffix(".rejects.csv"))
     if summary.rejected:
         raise typer.Exit(2)

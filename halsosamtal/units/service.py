@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.access.schemas import Principal
+from halsosamtal.core import clock
 from halsosamtal.core.errors import Forbidden, InvalidInput, NotFound
 from halsosamtal.core.imports import ImportSummary, RejectReport, parse_bool
 from halsosamtal.residents.models import RegisterImport
@@ -125,7 +126,7 @@ async def import_care_units(
     record = RegisterImport(
         kind="care_units",
         source=source,
-        as_of=as_of or date.today(),
+        as_of=as_of or clock.local_today(),
         snapshot=False,
         actor=actor,
         finished_at=func.now(),
