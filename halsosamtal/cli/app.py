@@ -101,7 +101,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
-    pretty_exceptions_show_locals=False,  # locals may hold personal data
+    pretty_exceptions_enable=False,  # main() answers an unexpected failure in one line
 )
 app.add_typer(dev.app, name="dev")
 app.command("demo-data")(dev.demo_data)
@@ -179,4 +179,25 @@ def worker() -> None:
 
 
 def main() -> None:
-    app()
+    """The ``halsosamtal`` entry point. What a user can cause is answered in one line; an
+    unexpected failure too (its traceback, masked, only with HALSOSAMTAL_LOG_LEVEL=DEBUG)."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None
+    except Exception as exc:
+        from halsosamtal.cli.output import fail
+        from halsosamtal.core.logging import redact
+
+        if os.environ.get("HALSOSAMTAL_LOG_LEVEL", "").upper() == "DEBUG":
+            import traceback
+
+            sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+        try:
+            fail(
+                f"{type(exc).__name__}: {redact(str(exc)) or 'no detail'} (unexpected; run again with "
+                "HALSOSAMTAL_LOG_LEVEL=DEBUG to see where)"
+            )
+        except typer.Exit as stop:
+            raise SystemExit(stop.exit_code) from None

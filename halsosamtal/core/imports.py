@@ -62,3 +62,21 @@ def parse_bool(value: str) -> bool | None:
     if v in {"false", "0", "no", "nej", "f", "n", ""}:
         return False
     return None
+
+
+class UnreadableFile(ValueError):
+    """A file that is not text in the expected encoding; the message says where."""
+
+
+def read_text(path: Path) -> str:
+    """A small register file (care units, CNI) as text: UTF-8, with or without a BOM. A file in
+    another encoding is refused with its line and byte, never half-read."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UnreadableFile(
+            f"{path.name}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 text; "
+            "save the file as UTF-8 (in Excel: 'CSV UTF-8')"
+        ) from None

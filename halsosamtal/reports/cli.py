@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from halsosamtal.cli.common import DryRun, run_in_transaction
 from halsosamtal.cli.groups import import_app
 from halsosamtal.cli.output import console, err_console, fail
-from halsosamtal.core.imports import RejectReport
+from halsosamtal.core.imports import RejectReport, UnreadableFile, read_text
 from halsosamtal.core.settings import get_settings
 from halsosamtal.reports import cni, export, html, outcomes, participation, reimbursement
 from halsosamtal.reports.schemas import (
@@ -259,9 +260,13 @@ def import_cni_command(
     """Replace the Care Need Index table (per DeSO area). Bad rows go to the reject report and
     give exit status 2; then areas missing from the file are kept."""
 
+    try:
+        text = read_text(file)
+    except UnreadableFile as exc:
+        fail(str(exc))
+
     async def work(session: AsyncSession) -> CniImportSummary:
-        with file.open(encoding="utf-8-sig", newline="") as f:
-            return await cni.import_cni(session, f)
+        return await cni.import_cni(session, io.StringIO(text, newline=""))
 
     summary = run_in_transaction(work, dry_run=dry_run)
     console.print(
