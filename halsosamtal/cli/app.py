@@ -74,9 +74,12 @@ class LazyGroup(typer.core.TyperGroup):
 
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         if cmd_name in GROUPS:
-            command = typer.main.get_command(_load(GROUPS[cmd_name][0]))
-            command.name = cmd_name
-            return command
+            # Mounted under a parent as add_typer() does, so that a group of one command (slots)
+            # stays a group instead of becoming that command.
+            parent = typer.Typer()
+            parent.add_typer(_load(GROUPS[cmd_name][0]), name=cmd_name)
+            group = typer.main.get_group(parent)
+            return group.commands[cmd_name]
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
