@@ -209,11 +209,18 @@ def run(
 
     children = [
         subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "halsosamtal.cli", "api", "--host", host, "--port", str(port)], env=env
+            [sys.executable, "-m", "halsosamtal.cli", "api", "--host", host, "--port", str(port)],
+            env=env,
+            # Their own process group: Ctrl-C in the terminal reaches only this process, which
+            # then stops each child once. A second SIGINT makes uvicorn abandon its shutdown
+            # (a CancelledError traceback in the log).
+            process_group=0,
         )
     ]
     if not no_worker:
-        children.append(subprocess.Popen([sys.executable, "-m", "halsosamtal.cli", "worker"], env=env))
+        children.append(
+            subprocess.Popen([sys.executable, "-m", "halsosamtal.cli", "worker"], env=env, process_group=0)
+        )
     base = f"http://{host}:{port}"
     stopping = False
 

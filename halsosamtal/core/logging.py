@@ -43,7 +43,7 @@ LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s%(request)s: %(message)s"
 
 # Servers and libraries that bring handlers of their own: their lines go through ours instead,
 # so that every line of every process is masked and shaped alike.
-FOREIGN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "arq", "arq.worker", "arq.jobs")
+FOREIGN_LOGGERS = ("uvicorn", "uvicorn.error", "arq", "arq.worker", "arq.jobs")
 
 
 def configure_logging(settings: Settings) -> None:
@@ -52,6 +52,10 @@ def configure_logging(settings: Settings) -> None:
         foreign = logging.getLogger(name)
         foreign.handlers.clear()
         foreign.propagate = True
+    # uvicorn's access log stays off (`halsosamtal api` passes --no-access-log).
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
     if any(isinstance(f, RedactPersonalNumbers) for h in root.handlers for f in h.filters):
         return
     handler = logging.StreamHandler()

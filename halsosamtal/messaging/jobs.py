@@ -8,7 +8,6 @@ with ``FOR UPDATE SKIP LOCKED``). Cron times are in the worker's time zone: run 
 
 from __future__ import annotations
 
-import logging
 from datetime import date
 from typing import Any
 
@@ -18,8 +17,6 @@ from arq.worker import func
 from halsosamtal.core.clock import local_today as today
 from halsosamtal.core.runtime import Resources
 from halsosamtal.messaging.outbox import CONFIRMATION_KINDS, deliver_due, release_due
-
-log = logging.getLogger(__name__)
 
 RELEASE_TIMEOUT_S = 1800
 DELIVERY_BUDGET_S = 50
@@ -46,10 +43,7 @@ async def release_confirmations(ctx: dict[str, Any]) -> dict[str, Any]:
     who has just booked hears of it within a minute or two, not the next morning."""
     resources: Resources = ctx["resources"]
     result = await release_due(resources.sessionmaker, resources.settings, today(), kinds=CONFIRMATION_KINDS)
-    summary = result.as_dict()
-    if any(isinstance(v, int) and v for v in summary.values()) or result.template_errors:
-        log.info("confirmations released: %s", summary)
-    return summary
+    return result.as_dict()
 
 
 async def deliver_messages(ctx: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +58,7 @@ async def deliver_messages(ctx: dict[str, Any]) -> dict[str, Any]:
         client=ctx.get("http_client"),
         time_budget_s=DELIVERY_BUDGET_S,
     )
-    summary = report.as_dict()
-    if report.claimed:
-        log.info("delivery: %s", summary)
-    return summary
+    return report.as_dict()
 
 
 FUNCTIONS: list[Any] = [

@@ -433,7 +433,10 @@ async def release_due(
             break
         total.add(result)
         after = last
-    log.info(
+    did_something = total.queued or total.failed or total.opened or total.cancelled or total.template_errors
+    # A release that found nothing (the minutely one for confirmations, mostly) is not news.
+    log.log(
+        logging.INFO if did_something else logging.DEBUG,
         "release as_of=%s queued=%s failed=%s opened=%s cancelled=%s template_errors=%s",
         as_of,
         total.queued,
@@ -823,7 +826,8 @@ async def deliver_due(
     finally:
         if gateway is not None:
             await gateway.aclose()
-    log.info(
+    log.log(
+        logging.INFO if report.claimed or report.cancelled else logging.DEBUG,
         "delivery claimed=%s sent=%s retried=%s failed=%s cancelled=%s",
         report.claimed,
         report.sent,

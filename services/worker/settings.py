@@ -20,7 +20,8 @@ from services.worker.jobs import CRON_JOBS, FUNCTIONS
 
 ROUTINE_JOBS = ("heartbeat", "start_queued_batches", "release_confirmations", "deliver_messages")
 """Sweeps that run every few seconds or every minute; they log a line themselves when they did
-something, and arq's own start and end lines for them are left out of the log."""
+something, and arq's own start and end lines for them (and its half-minutely 'recording
+health' line) are left out of the log."""
 
 
 class QuietRoutineJobs(logging.Filter):
@@ -33,7 +34,7 @@ class QuietRoutineJobs(logging.Filter):
         if record.levelno > logging.INFO:
             return True
         message = record.getMessage()
-        return not any(mark in message for mark in self._marks)
+        return not (message.startswith("recording health") or any(mark in message for mark in self._marks))
 
 
 async def startup(ctx: dict[str, Any]) -> None:
