@@ -9,7 +9,10 @@ rebuilt here on top of the files that the PyPI package ``fastapi-offline`` ships
 ``redoc.standalone.js``, FastAPI's ``favicon.png``). Updating that package updates the assets.
 
 Nothing on the pages reaches outside the service: Swagger UI's online validator badge (an image
-from validator.swagger.io) is turned off, and ReDoc's Google Fonts stylesheet is left out.
+from validator.swagger.io) is turned off, ReDoc's Google Fonts stylesheet is left out, and a
+Content-Security-Policy lets the pages load only from the service itself. ReDoc's side menu
+always asks cdn.redoc.ly for a "Redocly" logo (ReDoc 2.5 has no option to turn it off); the
+policy stops that request in the browser, and ReDoc hides the image when it does not load.
 
 The pages are public like FastAPI's own (the OpenAPI document they read is too) and stay out of
 the OpenAPI document, so ``openapi/openapi.json`` does not change.
@@ -39,6 +42,15 @@ FAVICON = "favicon.png"
 # Swagger UI shows a badge loaded from validator.swagger.io unless this is null.
 SWAGGER_UI_PARAMETERS: dict[str, Any] = {"validatorUrl": None}
 
+# Only the service's own URLs, plus what the UIs make in the page: their inline start-up script
+# and styles, data: images and blob: workers. Nothing is fetched from, or told to, anyone else.
+CONTENT_SECURITY_POLICY = "default-src 'self' 'unsafe-inline' data: blob:"
+
+
+def _own_assets_only(response: HTMLResponse) -> HTMLResponse:
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
 
 def install_docs(app: FastAPI) -> None:
     """Serve ``/docs``, its OAuth2 redirect page and ``/redoc`` from assets the API serves itself.
@@ -65,26 +77,30 @@ def install_docs(app: FastAPI) -> None:
 
     @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=f"{prefix(request)}{openapi_url}",
-            title=f"{app.title} - Swagger UI",
-            oauth2_redirect_url=f"{prefix(request)}{redirect_url}",
-            swagger_js_url=asset(request, SWAGGER_JS),
-            swagger_css_url=asset(request, SWAGGER_CSS),
-            swagger_favicon_url=asset(request, FAVICON),
-            swagger_ui_parameters=parameters,
+        return _own_assets_only(
+            get_swagger_ui_html(
+                openapi_url=f"{prefix(request)}{openapi_url}",
+                title=f"{app.title} - Swagger UI",
+                oauth2_redirect_url=f"{prefix(request)}{redirect_url}",
+                swagger_js_url=asset(request, SWAGGER_JS),
+                swagger_css_url=asset(request, SWAGGER_CSS),
+                swagger_favicon_url=asset(request, FAVICON),
+                swagger_ui_parameters=parameters,
+            )
         )
 
     @app.get(redirect_url, include_in_schema=False)
     async def swagger_ui_oauth2_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+        return _own_assets_only(get_swagger_ui_oauth2_redirect_html())
 
     @app.get(REDOC_URL, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=f"{prefix(request)}{openapi_url}",
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=asset(request, REDOC_JS),
-            redoc_favicon_url=asset(request, FAVICON),
-            with_google_fonts=False,
+        return _own_assets_only(
+            get_redoc_html(
+                openapi_url=f"{prefix(request)}{openapi_url}",
+                title=f"{app.title} - ReDoc",
+                redoc_js_url=asset(request, REDOC_JS),
+                redoc_favicon_url=asset(request, FAVICON),
+                with_google_fonts=False,
+            )
         )

@@ -79,6 +79,15 @@ async def test_swagger_ui_asks_no_outside_validator(client: httpx.AsyncClient) -
     assert '"validatorUrl": null' in (await client.get("/docs")).text
 
 
+@pytest.mark.parametrize("page", ["/docs", "/redoc", "/docs/oauth2-redirect"])
+async def test_the_browser_is_told_to_load_nothing_from_outside_the_service(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    """ReDoc asks cdn.redoc.ly for a logo whatever it is told; the policy stops that request."""
+    policy = (await client.get(page)).headers["content-security-policy"]
+    assert policy == "default-src 'self' 'unsafe-inline' data: blob:"
+
+
 async def test_the_oauth2_redirect_page_is_served(client: httpx.AsyncClient) -> None:
     response = await client.get("/docs/oauth2-redirect")
     assert response.status_code == 200
