@@ -9,8 +9,8 @@ from rich.table import Table
 
 from halsosamtal.access import service
 from halsosamtal.access.schemas import ClientCreate, Role
-from halsosamtal.cli.common import DryRun, run_in_transaction
-from halsosamtal.cli.output import console, print_json
+from halsosamtal.core.cli import DryRun, run_in_transaction
+from halsosamtal.core.console import console, print_json
 
 app = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
 

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.booking import slots
 from halsosamtal.booking.schemas import PublishResult, WeeklyTemplate
-from halsosamtal.cli.common import DryRun, run_in_transaction
-from halsosamtal.cli.output import console, fail, print_json
+from halsosamtal.core.cli import DryRun, run_in_transaction
+from halsosamtal.core.console import console, fail, print_json
 from halsosamtal.units.models import CareUnit
 from halsosamtal.units.service import get_unit
 

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
+from halsosamtal.access.dependencies import require
 from halsosamtal.access.schemas import Principal
 from halsosamtal.booking import service
 from halsosamtal.booking.schemas import (
@@ -22,7 +23,6 @@ from halsosamtal.booking.schemas import (
     PortalCancelRequest,
     SlotSearch,
 )
-from halsosamtal.core.auth import require
 from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 
@@ -77,7 +77,7 @@ async def book(
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         body,
         lambda: service.book(
@@ -106,7 +106,7 @@ async def move_booking(
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         body,
         lambda: service.move(session, body.personnummer, appointment_id, body.slot_id, actor=principal.name),
@@ -132,7 +132,7 @@ async def cancel_booking(
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         body,
         lambda: service.cancel_by_resident(session, body.personnummer, appointment_id, actor=principal.name),

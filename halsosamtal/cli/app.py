@@ -50,7 +50,7 @@ GROUPS: dict[str, tuple[str, str]] = {
 
 def import_group() -> typer.Typer:
     """``halsosamtal import``: each register's command lives with its feature."""
-    from halsosamtal.cli.groups import import_app
+    from halsosamtal.core.cli import import_app
     from halsosamtal.reports import cli as _reports_cli  # noqa: F401 - registers 'import cni'
     from halsosamtal.residents import cli as _residents_cli  # noqa: F401 - registers 'import residents'
     from halsosamtal.units import cli as _units_cli  # noqa: F401 - registers 'import care-units'
@@ -74,6 +74,8 @@ class LazyGroup(typer.core.TyperGroup):
 
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         if cmd_name in GROUPS:
+            import halsosamtal.models  # noqa: F401 - every table registered before a command runs
+
             # Mounted under a parent as add_typer() does, so that a group of one command (slots)
             # stays a group instead of becoming that command.
             parent = typer.Typer()
@@ -118,8 +120,8 @@ def migrate(
     ] = False,
 ) -> None:
     """Bring the database schema up to date (creates the database when missing)."""
-    from halsosamtal.cli.common import create_database, database_url, said_dry_run
-    from halsosamtal.cli.output import console
+    from halsosamtal.core.cli import create_database, database_url, said_dry_run
+    from halsosamtal.core.console import console
     from halsosamtal.core.migrations import pending, upgrade
 
     url = database_url()
@@ -138,7 +140,7 @@ def migrate(
 
 def _pass_on_endpoints() -> None:
     """Find Postgres and Redis here, say which, and hand exactly those to the server process."""
-    from halsosamtal.cli.common import endpoints
+    from halsosamtal.core.cli import endpoints
 
     found = endpoints()
     os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = found.database_url, found.redis_url
@@ -190,7 +192,7 @@ def main() -> None:
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
     except Exception as exc:
-        from halsosamtal.cli.output import fail
+        from halsosamtal.core.console import fail
         from halsosamtal.core.logging import redact
 
         if os.environ.get("HALSOSAMTAL_LOG_LEVEL", "").upper() == "DEBUG":

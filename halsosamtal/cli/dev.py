@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from halsosamtal.cli.output import console, err_console, fail
+from halsosamtal.core.console import console, err_console, fail
 
 app = typer.Typer(help="Local development: run everything, stop embedded servers.", no_args_is_help=True)
 

@@ -9,15 +9,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from halsosamtal.cli.common import (
+from halsosamtal.core import clock
+from halsosamtal.core.cli import (
     DryRun,
     not_after_today,
     run_in_transaction,
     said_dry_run,
     with_sessionmaker,
 )
-from halsosamtal.cli.output import console, fail, print_json, progress
-from halsosamtal.core import clock
+from halsosamtal.core.console import console, fail, print_json, progress
 from halsosamtal.core.errors import DomainError
 from halsosamtal.invitations import batch, service
 

@@ -11,11 +11,10 @@ from typing import Annotated
 
 import typer
 
-from halsosamtal.cli.common import DryRun
-from halsosamtal.cli.output import console, print_json
+from halsosamtal.core.cli import DryRun, day_of, run_chunked
+from halsosamtal.core.console import console, print_json
 from halsosamtal.core.settings import get_settings
 from halsosamtal.invitations import lifecycle
-from halsosamtal.messaging.cli import day_of, run_chunked
 
 reminders_app = typer.Typer(help="Reminders to residents who have not answered.", no_args_is_help=True)
 app = typer.Typer(help="Invitations: expiry, withdrawal and listing moves.", no_args_is_help=True)

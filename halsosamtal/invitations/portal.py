@@ -13,9 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
+from halsosamtal.access.dependencies import require
 from halsosamtal.access.schemas import Principal
 from halsosamtal.booking import service as booking
-from halsosamtal.core.auth import require
 from halsosamtal.core.http import MAX_ID, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import lifecycle
@@ -73,4 +73,4 @@ async def decline_invitation(
         await booking.cancel_for_decline(session, body.personnummer, body.invitation_id, actor=principal.name)
         return await lifecycle.decline(session, body.personnummer, body.invitation_id, actor=principal.name)
 
-    return await idempotent(session, request, principal, idempotency_key, body, decline)
+    return await idempotent(session, request, principal.client_id, idempotency_key, body, decline)

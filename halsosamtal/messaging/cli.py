@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from halsosamtal.cli.common import (
+from halsosamtal.core.cli import (
     DryRun,
-    not_after_today,
+    day_of,
+    run_chunked,
     run_in_transaction,
-    said_dry_run,
-    with_sessionmaker,
 )
-from halsosamtal.cli.output import console, fail, print_json
-from halsosamtal.core import clock
-from halsosamtal.core.errors import DomainError
+from halsosamtal.core.console import console, print_json
 from halsosamtal.core.settings import get_settings
 from halsosamtal.messaging import outbox
 from halsosamtal.messaging.models import CHANNELS
@@ -35,31 +29,6 @@ AsOf = Annotated[
     typer.Option(formats=["%Y-%m-%d"], help="Run as on this day (default today, Swedish time)."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def run_chunked(
-    work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]], *, dry_run: bool = False
-) -> T:
-    """Run ``work``, which commits chunk by chunk, on the CLI's database; a domain error is
-    printed and exits 1. With ``dry_run`` nothing it does is kept."""
-
-    async def go() -> T:
-        async with with_sessionmaker(dry_run=dry_run) as sessionmaker:
-            return await work(sessionmaker)
-
-    try:
-        result = asyncio.run(go())
-    except DomainError as exc:
-        fail(exc.detail)
-    if dry_run:
-        said_dry_run()
-    return result
-
-
-def day_of(as_of: dt.datetime | None, *, dry_run: bool = False) -> dt.date:
-    """The ``--as-of`` day (default today in Sweden); a day after today is refused unless the
-    run is a dry run."""
-    return not_after_today(as_of.date(), dry_run=dry_run) if as_of else clock.local_today()
 
 
 @app.command("release")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from halsosamtal.core.auth import Operator
+from halsosamtal.access.dependencies import Operator
 from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.messaging import outbox
@@ -63,7 +63,7 @@ async def retry_message(
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         None,
         lambda: outbox.retry_message(session, settings, message_id, actor=principal.name),

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.cli.common import DryRun, run_in_transaction
-from halsosamtal.cli.output import console, fail, print_json
+from halsosamtal.core.cli import DryRun, run_in_transaction
+from halsosamtal.core.console import console, fail, print_json
 from halsosamtal.programmes import service
 from halsosamtal.programmes.schemas import ProgrammeRules, ProgrammeYearOut
 

@@ -18,9 +18,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.cli.common import DryRun, run_in_transaction
-from halsosamtal.cli.groups import import_app
-from halsosamtal.cli.output import console, err_console, fail
+from halsosamtal.core.cli import DryRun, import_app, run_in_transaction
+from halsosamtal.core.console import console, err_console, fail
 from halsosamtal.core.imports import RejectReport, UnreadableFile, read_text
 from halsosamtal.core.settings import get_settings
 from halsosamtal.reports import cni, export, html, outcomes, participation, reimbursement

@@ -13,10 +13,9 @@ from typing import IO, Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.cli.common import DryRun, not_after_today, run_in_transaction
-from halsosamtal.cli.groups import import_app
-from halsosamtal.cli.output import console, err_console, progress
 from halsosamtal.core import clock
+from halsosamtal.core.cli import DryRun, import_app, not_after_today, run_in_transaction
+from halsosamtal.core.console import console, err_console, progress
 from halsosamtal.core.imports import ImportSummary, Reject
 from halsosamtal.invitations.lifecycle import apply_register_changes
 from halsosamtal.residents.importer import import_residents

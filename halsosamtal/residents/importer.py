@@ -50,9 +50,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from halsosamtal.core import clock
 from halsosamtal.core.database import raw_connection
 from halsosamtal.core.errors import InvalidInput
-from halsosamtal.core.imports import ImportSummary, Reject
+from halsosamtal.core.imports import ImportSummary, RegisterImport, Reject
 from halsosamtal.residents.columns import RESIDENT_COLUMNS
-from halsosamtal.residents.models import RegisterImport
 from halsosamtal.units.models import HSA_ID_PATTERN
 
 log = logging.getLogger(__name__)

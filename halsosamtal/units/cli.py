@@ -9,9 +9,8 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.cli.common import DryRun, run_in_transaction
-from halsosamtal.cli.groups import import_app
-from halsosamtal.cli.output import console, err_console, fail
+from halsosamtal.core.cli import DryRun, import_app, run_in_transaction
+from halsosamtal.core.console import console, err_console, fail
 from halsosamtal.core.imports import ImportSummary, RejectReport, UnreadableFile, read_text
 from halsosamtal.units import service
 

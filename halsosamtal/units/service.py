@@ -15,8 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from halsosamtal.access.schemas import Principal
 from halsosamtal.core import clock
 from halsosamtal.core.errors import Forbidden, InvalidInput, NotFound
-from halsosamtal.core.imports import ImportSummary, RejectReport, parse_bool
-from halsosamtal.residents.models import RegisterImport
+from halsosamtal.core.imports import ImportSummary, RegisterImport, RejectReport, parse_bool
 from halsosamtal.units.columns import CARE_UNIT_COLUMNS
 from halsosamtal.units.models import CareUnit
 from halsosamtal.units.schemas import CareUnitOut, CareUnitRow, CareUnitUpdate

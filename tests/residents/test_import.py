@@ -656,10 +656,10 @@ def test_cli_imports_writes_the_reject_report_and_exits_2(
     # (engine: the harness empties the tables through it after the test.)
     from typer.testing import CliRunner
 
-    from halsosamtal.cli import common
     from halsosamtal.cli.app import app
+    from halsosamtal.core import cli
 
-    monkeypatch.setattr(common, "database_url", lambda: database_url)
+    monkeypatch.setattr(cli, "database_url", lambda: database_url)
     source = tmp_path / "register.csv"
     source.write_text(
         register_csv(

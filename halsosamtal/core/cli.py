@@ -1,11 +1,15 @@
-"""Plumbing for CLI commands: one event loop and one transaction per command, and output."""
+"""Plumbing for CLI commands: which servers, one event loop and one transaction per command,
+dry runs, and the command groups that several features add commands to.
+
+Printing is in :mod:`halsosamtal.core.console`; the command line is assembled in
+``halsosamtal/cli/app.py`` (which also registers every model before a command runs)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,9 +18,8 @@ import typer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
-from halsosamtal.cli.output import err_console, fail
 from halsosamtal.core import clock, infra
+from halsosamtal.core.console import err_console, fail
 from halsosamtal.core.database import create_engine, make_sessionmaker
 from halsosamtal.core.errors import DomainError, SchemaOutOfDate
 from halsosamtal.core.migrations import ensure_schema_current
@@ -24,6 +27,9 @@ from halsosamtal.core.settings import get_settings
 
 T = TypeVar("T")
 
+
+import_app = typer.Typer(help="Load registers from CSV files.", no_args_is_help=True)
+"""``halsosamtal import``: each register's command lives with its feature."""
 
 _found: dict[int, infra.Endpoints] = {}
 
@@ -170,3 +176,28 @@ async def with_sessionmaker(*, dry_run: bool = False) -> AsyncIterator[async_ses
                 await outer.rollback()
     finally:
         await engine.dispose()
+
+
+def run_chunked(
+    work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]], *, dry_run: bool = False
+) -> T:
+    """Run ``work``, which commits chunk by chunk, on the CLI's database; a domain error is
+    printed and exits 1. With ``dry_run`` nothing it does is kept."""
+
+    async def go() -> T:
+        async with with_sessionmaker(dry_run=dry_run) as sessionmaker:
+            return await work(sessionmaker)
+
+    try:
+        result = asyncio.run(go())
+    except DomainError as exc:
+        fail(exc.detail)
+    if dry_run:
+        said_dry_run()
+    return result
+
+
+def day_of(as_of: datetime | None, *, dry_run: bool = False) -> date:
+    """The ``--as-of`` day (default today in Sweden); a day after today is refused unless the
+    run is a dry run."""
+    return not_after_today(as_of.date(), dry_run=dry_run) if as_of else clock.local_today()
