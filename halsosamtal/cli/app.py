@@ -24,7 +24,7 @@ from halsosamtal.cli import dev
 
 # name -> (module:attribute of its Typer app, or a loader function, one-line help)
 GROUPS: dict[str, tuple[str, str]] = {
-    "clients": ("halsosamtal.access.cli:app", "API clients and their keys."),
+    "clients": ("halsosamtal.cli.clients:app", "API clients and their keys."),
     "import": ("halsosamtal.cli.app:import_group", "Load registers from CSV files."),
     "programme": (
         "halsosamtal.programmes.cli:app",
