@@ -51,8 +51,8 @@ GROUPS: dict[str, tuple[str, str]] = {
 def import_group() -> typer.Typer:
     """``halsosamtal import``: each register's command lives with its feature."""
     from halsosamtal.core.cli import import_app
+    from halsosamtal.register import cli as _register_cli  # noqa: F401 - registers 'import residents'
     from halsosamtal.reports import cli as _reports_cli  # noqa: F401 - registers 'import cni'
-    from halsosamtal.residents import cli as _residents_cli  # noqa: F401 - registers 'import residents'
     from halsosamtal.units import cli as _units_cli  # noqa: F401 - registers 'import care-units'
 
     return import_app

@@ -10,6 +10,7 @@ from halsosamtal.invitations.portal import router as portal
 from halsosamtal.invitations.router import router as invitations
 from halsosamtal.messaging.router import router as messages
 from halsosamtal.programmes.router import router as programmes
+from halsosamtal.register.router import router as register
 from halsosamtal.reports.router import router as reports
 from halsosamtal.residents.router import router as residents
 from halsosamtal.results.portal import router as results_portal
@@ -18,6 +19,7 @@ from halsosamtal.units.router import router as units
 
 ROUTERS: list[APIRouter] = [
     units,
+    register,
     residents,
     programmes,
     cohort,
