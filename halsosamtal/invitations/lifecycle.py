@@ -50,7 +50,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from halsosamtal.booking.schemas import AppointmentOut
 from halsosamtal.core.clock import moment
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, NotFound
@@ -399,8 +398,8 @@ async def withdraw_all(
 # --- The resident's view (portal) ----------------------------------------------------------------
 
 
-class ResidentInvitation(BaseModel):
-    """An invitation as the resident sees it."""
+class InvitationView(BaseModel):
+    """An invitation as the resident sees it (the portal adds the booked time)."""
 
     id: int = Field(description="Pass it back to decline")
     year: int
@@ -411,11 +410,10 @@ class ResidentInvitation(BaseModel):
     care_unit_name: str
     care_unit_hsa_id: str
     valid_until: date = Field(description="Last day the invitation can be used")
-    appointment: AppointmentOut | None = Field(None, description="The booked time, when there is one")
 
 
-def _view(invitation: Invitation, unit_name: str, hsa_id: str) -> ResidentInvitation:
-    return ResidentInvitation(
+def _view(invitation: Invitation, unit_name: str, hsa_id: str) -> InvitationView:
+    return InvitationView(
         id=invitation.id,
         year=invitation.year,
         age=invitation.age,
@@ -426,7 +424,7 @@ def _view(invitation: Invitation, unit_name: str, hsa_id: str) -> ResidentInvita
     )
 
 
-async def current_invitation(session: AsyncSession, personnummer: str) -> ResidentInvitation:
+async def current_invitation(session: AsyncSession, personnummer: str) -> InvitationView:
     """The resident's current invitation (planned, open, booked or attended; the latest if several), or
     404 ``no-invitation`` (also when the personnummer is not in the register)."""
     row = (
@@ -473,7 +471,7 @@ async def change_status(
 
 async def decline(
     session: AsyncSession, personnummer: str, invitation_id: int, *, actor: str
-) -> ResidentInvitation:
+) -> InvitationView:
     """Decline the resident's own invitation; its planned and queued messages are cancelled.
 
     404 ``no-invitation`` when the invitation is not this resident's (whether or not it exists:
