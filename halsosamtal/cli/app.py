@@ -42,7 +42,7 @@ GROUPS: dict[str, tuple[str, str]] = {
         "halsosamtal.invitations.lifecycle_cli:reminders_app",
         "Reminders to residents who have not answered.",
     ),
-    "messages": ("halsosamtal.messaging.cli:app", "Messages to residents: release, delivery, failures."),
+    "messages": ("halsosamtal.cli.app:messages_group", "Messages to residents: release, delivery, failures."),
     "slots": ("halsosamtal.booking.cli:app", "Bookable times that care units publish."),
     "report": ("halsosamtal.reports.cli:app", "Reports: participation, outcomes, reimbursement."),
 }
@@ -56,6 +56,15 @@ def import_group() -> typer.Typer:
     from halsosamtal.units import cli as _units_cli  # noqa: F401 - registers 'import care-units'
 
     return import_app
+
+
+def messages_group() -> typer.Typer:
+    """``halsosamtal messages``: delivery and failures are messaging's; release and retry are
+    invitations' (they release messages)."""
+    from halsosamtal.invitations import messages_cli as _release  # noqa: F401 - registers release, retry
+    from halsosamtal.messaging.cli import app as messages_app
+
+    return messages_app
 
 
 def _load(target: str) -> typer.Typer:

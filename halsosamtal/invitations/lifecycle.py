@@ -55,12 +55,15 @@ from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, NotFound
 from halsosamtal.core.settings import Settings
 from halsosamtal.invitations.models import Invitation, InvitationEvent
-from halsosamtal.messaging.outbox import ReleaseResult, release_due
+from halsosamtal.invitations.release import ReleaseResult, release_due
 from halsosamtal.residents.lookup import requested_personnummer
 from halsosamtal.residents.models import Resident
 from halsosamtal.units.models import CareUnit
 
 log = logging.getLogger("halsosamtal.invitations")
+
+ACTIVE_STATUSES = ("planned", "open")
+"""An invitation that can still be booked: its letter and reminders go out only then."""
 
 CHUNK = 5000
 """Invitations changed per transaction by the ``*_all`` functions."""
@@ -449,11 +452,23 @@ async def change_status(
     session: AsyncSession, invitation_id: int, from_status: str, to_status: str, *, reason: str, actor: str
 ) -> None:
     """Set an invitation's status and append its history row (from, to, why, who); the
-    caller holds the invitation's lock and has checked the change is allowed."""
+    caller holds the invitation's lock and has checked the change is allowed.
+
+    An invitation that closes (leaves planned or open) stops its own messages in the same
+    change: its letter if unsent and its reminders, planned or queued. (Messages about a booked
+    time are the booking's to keep or cancel.)"""
     await session.execute(
         text("UPDATE invitations SET status = :to_status, updated_at = now() WHERE id = :id"),
         {"id": invitation_id, "to_status": to_status},
     )
+    if from_status in ACTIVE_STATUSES and to_status not in ACTIVE_STATUSES:
+        await session.execute(
+            text(
+                "UPDATE messages SET status = 'cancelled' WHERE invitation_id = :id "
+                "AND kind IN ('invitation', 'reminder') AND status IN ('planned', 'queued')"
+            ),
+            {"id": invitation_id},
+        )
     await session.execute(
         text(
             "INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor) "

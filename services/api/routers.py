@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from halsosamtal.booking.router import router as booking
 from halsosamtal.cohort.router import router as cohort
 from halsosamtal.invitations.history import router as invitation_history
+from halsosamtal.invitations.messages_router import router as message_retry
 from halsosamtal.invitations.router import router as invitations
 from halsosamtal.messaging.router import router as messages
 from halsosamtal.portal.booking import router as booking_portal
@@ -26,6 +27,7 @@ ROUTERS: list[APIRouter] = [
     invitations,
     invitation_history,
     messages,
+    message_retry,
     booking,
     results,
     reports,
