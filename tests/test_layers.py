@@ -20,7 +20,7 @@ PACKAGE = PROJECT_ROOT / "halsosamtal"
 # where listed in SAME_FLOOR (never both ways).
 FLOORS: list[set[str]] = [
     {"core"},  # plumbing: settings, database, errors, HTTP edge, CLI plumbing
-    {"access"},  # API clients, keys, roles, authentication
+    {"access", "audit"},  # API clients, keys, roles, authentication; the access log
     {"units", "programmes"},  # the register's care units; programme years
     {"residents"},  # residents, listing history, contact routes
     {"messaging", "cohort"},  # the outbox (channels, texts, delivery); cohort queries
@@ -28,7 +28,8 @@ FLOORS: list[set[str]] = [
     {"booking"},  # slots and appointments
     {"results"},  # the talk's results
     {"reports"},  # participation, outcomes, reimbursement
-    {"register", "portal"},  # compositions: the register import; the resident's portal
+    {"register", "portal", "logreview"},  # compositions: the register import; the resident's
+    # portal; the follow-up of the access log
     {"models"},  # the registry of every table
     {"cli"},  # the command line's root
 ]
