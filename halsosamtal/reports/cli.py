@@ -57,6 +57,13 @@ Unit = Annotated[str | None, typer.Option(help="Only this care unit (HSA-id).")]
 Month = Annotated[int | None, typer.Option(min=1, max=12, help="Only this month (reimbursement).")]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="table, csv, json or html.")]
 Out = Annotated[Path | None, typer.Option(help="Write to this file (default: standard output).")]
+ExcelOption = Annotated[
+    bool,
+    typer.Option(
+        "--excel",
+        help="With --format csv: for Swedish Excel (semicolons, decimal comma, CRLF, UTF-8 BOM).",
+    ),
+]
 LangOption = Annotated[
     ReportLanguage | None,
     typer.Option("--lang", help="Language of the HTML report: sv (Swedish, the default) or en."),
@@ -77,7 +84,7 @@ def _write(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
         return
-    out.write_text(text, encoding="utf-8")
+    out.write_text(text, encoding="utf-8", newline="")  # a CSV for Excel keeps its CRLF anywhere
     err_console.print(f"wrote {out}")
 
 
@@ -110,6 +117,12 @@ def _threshold() -> int:
     return get_settings().small_cell_threshold
 
 
+def _excel(excel: bool, fmt: OutputFormat) -> bool:
+    if excel and fmt is not OutputFormat.csv:
+        fail("--excel is for --format csv")
+    return excel
+
+
 def _lang(lang: ReportLanguage | None, fmt: OutputFormat) -> Lang:
     """The HTML report's language; --lang says nothing to the other formats, so it is refused
     there rather than ignored."""
@@ -130,11 +143,13 @@ def participation_command(
     fmt: FormatOption = OutputFormat.table,
     out: Out = None,
     lang: LangOption = None,
+    excel: ExcelOption = False,
 ) -> None:
     """The participation funnel of a programme year, in total and by the breakdowns asked for
     (default: unit). Small cells are suppressed."""
     _no_month(month)
     language = _lang(lang, fmt)
+    _excel(excel, fmt)
     dimensions = _dimensions(group_by or ["unit"], participation.DIMENSIONS, "--group-by")
     if fmt is OutputFormat.html:
         dimensions = list(dict.fromkeys([*HTML_PARTICIPATION, *dimensions]))
@@ -149,7 +164,7 @@ def participation_command(
     if fmt is OutputFormat.json:
         _write(_json(report), out)
     elif fmt is OutputFormat.csv:
-        _write(export.participation_csv(report), out)
+        _write(export.participation_csv(report, excel=excel), out)
     elif fmt is OutputFormat.html:
         _write(html.render(participation=report, lang=language), out)
     else:
@@ -167,11 +182,13 @@ def outcomes_command(
     fmt: FormatOption = OutputFormat.table,
     out: Out = None,
     lang: LangOption = None,
+    excel: ExcelOption = False,
 ) -> None:
     """Health outcomes among the year's completed talks, in total and by the breakdowns asked
     for (default: sex). Small cells are suppressed."""
     _no_month(month)
     language = _lang(lang, fmt)
+    _excel(excel, fmt)
     dimensions = _dimensions(group_by or ["sex"], outcomes.DIMENSIONS, "--group-by")
     if fmt is OutputFormat.html:
         dimensions = list(dict.fromkeys([*HTML_OUTCOMES, *dimensions]))
@@ -186,7 +203,7 @@ def outcomes_command(
     if fmt is OutputFormat.json:
         _write(_json(report), out)
     elif fmt is OutputFormat.csv:
-        _write(export.outcomes_csv(report), out)
+        _write(export.outcomes_csv(report, excel=excel), out)
     elif fmt is OutputFormat.html:
         _write(html.render(outcomes=report, lang=language), out)
     else:
@@ -202,10 +219,12 @@ def reimbursement_command(
     out: Out = None,
     lines: Annotated[bool, typer.Option("--lines", help="table: list every line too.")] = False,
     lang: LangOption = None,
+    excel: ExcelOption = False,
 ) -> None:
     """The reimbursement statement per care unit and month: talks, start grants and reversals,
     with totals. Not suppressed."""
     language = _lang(lang, fmt)
+    _excel(excel, fmt)
 
     async def work(session: AsyncSession) -> ReimbursementStatement:
         scope = await resolve_scope(session, None, unit)
@@ -215,7 +234,7 @@ def reimbursement_command(
     if fmt is OutputFormat.json:
         _write(_json(report), out)
     elif fmt is OutputFormat.csv:
-        _write(export.reimbursement_csv(report), out)
+        _write(export.reimbursement_csv(report, excel=excel), out)
     elif fmt is OutputFormat.html:
         _write(html.render(reimbursement=report, lang=language), out)
     else:
