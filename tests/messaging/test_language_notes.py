@@ -125,3 +125,10 @@ def test_the_release_renders_each_residents_language_apart(region_dir: Path) -> 
     assert arabic.note == "invitation.note.ar.j2"
     assert finnish.note is None
     assert draw("invitation", "long", "ar", context) is arabic
+
+
+def test_a_language_added_while_running_is_used_at_once(tmp_path: Path) -> None:
+    assert render("booking_moved", "long", "ar", CONTEXT, tmp_path).note is None
+    (tmp_path / "booking_moved.note.ar.j2").write_text("{{ previous_appointment }}", encoding="utf-8")
+    moved = render("booking_moved", "long", "ar", CONTEXT, tmp_path)
+    assert moved.body.endswith("\n\n2027-03-01 13:00")
