@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from halsosamtal.access.schemas import ClientCreate
-from halsosamtal.access.service import create_client
+from halsosamtal.cli.clients import create_client
 from halsosamtal.core import infra, migrations
 from halsosamtal.core.database import create_engine, make_sessionmaker
 from halsosamtal.core.runtime import Resources, redis_settings

@@ -24,7 +24,7 @@ from halsosamtal.cli import dev
 
 # name -> (module:attribute of its Typer app, or a loader function, one-line help)
 GROUPS: dict[str, tuple[str, str]] = {
-    "clients": ("halsosamtal.access.cli:app", "API clients and their keys."),
+    "clients": ("halsosamtal.cli.clients:app", "API clients and their keys."),
     "import": ("halsosamtal.cli.app:import_group", "Load registers from CSV files."),
     "programme": (
         "halsosamtal.programmes.cli:app",
@@ -42,7 +42,7 @@ GROUPS: dict[str, tuple[str, str]] = {
         "halsosamtal.invitations.lifecycle_cli:reminders_app",
         "Reminders to residents who have not answered.",
     ),
-    "messages": ("halsosamtal.messaging.cli:app", "Messages to residents: release, delivery, failures."),
+    "messages": ("halsosamtal.cli.app:messages_group", "Messages to residents: release, delivery, failures."),
     "slots": ("halsosamtal.booking.cli:app", "Bookable times that care units publish."),
     "report": ("halsosamtal.reports.cli:app", "Reports: participation, outcomes, reimbursement."),
 }
@@ -51,11 +51,20 @@ GROUPS: dict[str, tuple[str, str]] = {
 def import_group() -> typer.Typer:
     """``halsosamtal import``: each register's command lives with its feature."""
     from halsosamtal.core.cli import import_app
+    from halsosamtal.register import cli as _register_cli  # noqa: F401 - registers 'import residents'
     from halsosamtal.reports import cli as _reports_cli  # noqa: F401 - registers 'import cni'
-    from halsosamtal.residents import cli as _residents_cli  # noqa: F401 - registers 'import residents'
     from halsosamtal.units import cli as _units_cli  # noqa: F401 - registers 'import care-units'
 
     return import_app
+
+
+def messages_group() -> typer.Typer:
+    """``halsosamtal messages``: delivery and failures are messaging's; release and retry are
+    invitations' (they release messages)."""
+    from halsosamtal.invitations import messages_cli as _release  # noqa: F401 - registers release, retry
+    from halsosamtal.messaging.cli import app as messages_app
+
+    return messages_app
 
 
 def _load(target: str) -> typer.Typer:

@@ -1,4 +1,5 @@
-"""``halsosamtal messages``: release, deliver, list failures, retry."""
+"""``halsosamtal messages``: deliver and list failures (release and retry are added by
+``halsosamtal.invitations.messages_cli``, which releases messages)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from rich.table import Table
 
 from halsosamtal.core.cli import (
     DryRun,
-    day_of,
     run_chunked,
     run_in_transaction,
 )
@@ -31,25 +31,6 @@ AsOf = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-@app.command("release")
-def release(as_of: AsOf = None, json_out: Json = False, dry_run: DryRun = False) -> None:
-    """Queue the messages whose send date has come: choose each one's channel and render its
-    text; invitation messages open their invitations. Safe to run again."""
-    day = day_of(as_of, dry_run=dry_run)
-    result = run_chunked(lambda sm: outbox.release_due(sm, get_settings(), day, actor="cli"), dry_run=dry_run)
-    if json_out:
-        print_json(result.as_dict())
-        return
-    console.print(
-        f"release {day}: {result.queued} queued, {result.failed} failed (no channel), "
-        f"{result.opened} invitations opened, {result.cancelled} cancelled"
-    )
-    for error in result.template_errors:
-        console.print(f"[red]template error, messages left planned:[/red] {error}", highlight=False)
-    if result.template_errors:
-        raise typer.Exit(1)
-
-
 @app.command("deliver")
 def deliver(json_out: Json = False, dry_run: DryRun = False) -> None:
     """One delivery pass: send every due queued message (letters to the day's print file) and
@@ -59,8 +40,8 @@ def deliver(json_out: Json = False, dry_run: DryRun = False) -> None:
         if json_out:
             print_json(due)
             return
-        for channel, n in due.items() or {"-": {"send": 0, "cancel": 0}}.items():
-            console.print(f"would deliver {n['send']} and cancel {n['cancel']} on {channel}", highlight=False)
+        for channel, n in (due or {"any channel": 0}).items():
+            console.print(f"would deliver {n} on {channel}", highlight=False)
         return
     report = run_chunked(lambda sm: outbox.deliver_due(sm, get_settings()))
     if json_out:
@@ -68,7 +49,7 @@ def deliver(json_out: Json = False, dry_run: DryRun = False) -> None:
         return
     console.print(
         f"delivery: {report.claimed} claimed, {report.sent} sent, {report.retried} to retry, "
-        f"{report.failed} failed, {report.cancelled} cancelled"
+        f"{report.failed} failed"
     )
     for path in report.print_files:
         console.print(f"print file {path}", highlight=False, soft_wrap=True)
@@ -105,17 +86,3 @@ def failed(
     console.print(table)
     if page.next_cursor:
         console.print(f"(more than {limit}; use --limit)")
-
-
-@app.command("retry")
-def retry(
-    message_id: Annotated[int, typer.Argument(min=1, help="Id of a failed message.")],
-    dry_run: DryRun = False,
-) -> None:
-    """Give a failed message one more try: queued again with its text, or released again when
-    it never had a channel (e.g. no_address, after the register was corrected)."""
-    out = run_in_transaction(
-        lambda s: outbox.retry_message(s, get_settings(), message_id, actor="cli"), dry_run=dry_run
-    )
-    detail = f" ({out.last_error})" if out.status == "failed" and out.last_error else ""
-    console.print(f"message {out.id}: {out.status}{detail}", highlight=False)

@@ -7,7 +7,8 @@ import datetime as dt
 
 import httpx
 
-from halsosamtal.messaging.outbox import CONFIRMATION_KINDS, release_due
+from halsosamtal.invitations.release import release_due
+from halsosamtal.messaging.outbox import CONFIRMATION_KINDS
 from tests.booking.support import (
     SM,
     MakeUnit,

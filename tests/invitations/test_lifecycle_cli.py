@@ -14,10 +14,10 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
+from halsosamtal.cli.app import messages_group
 from halsosamtal.core.settings import Settings, get_settings
 from halsosamtal.invitations.lifecycle_cli import app as invitations_app
 from halsosamtal.invitations.lifecycle_cli import reminders_app
-from halsosamtal.messaging.cli import app as messages_app
 from halsosamtal.units.models import CareUnit
 from tests.messaging.factories import fetch, make_invitation, make_year, resident
 
@@ -26,7 +26,7 @@ MakeUnit = Callable[..., Awaitable[CareUnit]]
 
 root = typer.Typer()
 root.add_typer(reminders_app, name="reminders")
-root.add_typer(messages_app, name="messages")
+root.add_typer(messages_group(), name="messages")
 root.add_typer(invitations_app, name="invitations")
 
 

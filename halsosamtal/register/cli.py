@@ -1,4 +1,4 @@
-"""``halsosamtal import residents`` and ``halsosamtal demo-data``."""
+"""``halsosamtal import residents``: a register file, and what it sets off in invitations."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from halsosamtal.core import clock
 from halsosamtal.core.cli import DryRun, import_app, not_after_today, run_in_transaction
 from halsosamtal.core.console import console, err_console, progress
 from halsosamtal.core.imports import ImportSummary, Reject
-from halsosamtal.invitations.lifecycle import apply_register_changes
-from halsosamtal.residents.importer import import_residents
+from halsosamtal.register.service import import_register
 
 CHUNK_BYTES = 1 << 20
 
@@ -120,7 +119,9 @@ def import_residents_command(
             bar.update(task, description="merging into the register")
 
         async def work(session: AsyncSession) -> ImportSummary:
-            summary = await import_residents(
+            # In the same transaction: invitations of residents who died or moved are withdrawn,
+            # and open ones follow a listing to another participating unit.
+            return await import_register(
                 session,
                 chunks(),
                 as_of=extract_date,
@@ -130,10 +131,6 @@ def import_residents_command(
                 reject_limit=0,
                 on_reject=report.add,
             )
-            # In the same transaction: invitations of residents who died or moved are withdrawn,
-            # and open ones follow a listing to another participating unit.
-            await apply_register_changes(session, extract_date, actor="cli")
-            return summary
 
         try:
             summary = run_in_transaction(work, dry_run=dry_run)
