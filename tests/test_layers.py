@@ -20,6 +20,7 @@ PACKAGE = PROJECT_ROOT / "halsosamtal"
 # where listed in SAME_FLOOR (never both ways).
 FLOORS: list[set[str]] = [
     {"core"},  # plumbing: settings, database, errors, HTTP edge, CLI plumbing
+    {"places"},  # reference data: SCB's municipalities and counties (imports no package)
     {"access", "audit"},  # API clients, keys, roles, authentication; the access log
     {"units", "programmes"},  # the register's care units; programme years
     {"residents"},  # residents, listing history, contact routes
