@@ -88,7 +88,7 @@ class LazyGroup(typer.core.TyperGroup):
 
             # Mounted under a parent as add_typer() does, so that a group of one command (slots)
             # stays a group instead of becoming that command.
-            parent = typer.Typer()
+            parent = typer.Typer(rich_markup_mode=None)  # plain help: rewrapped to the terminal, never cut
             parent.add_typer(_load(GROUPS[cmd_name][0]), name=cmd_name)
             group = typer.main.get_group(parent)
             return group.commands[cmd_name]

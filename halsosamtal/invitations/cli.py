@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from halsosamtal.audit.trail import log_cli_run
@@ -48,19 +49,36 @@ def plan_(
     if json_out:
         print_json(out.model_dump(mode="json"))
         return
-    table = Table("unit", "name", "month", "invitations", "earlier runs", "expected bookings", "capacity", "")
+    # Fits 80 columns with whole HSA-ids; the units' names follow in a legend.
+    table = Table(
+        box=box.SIMPLE_HEAD, pad_edge=False, header_style="bold", padding=(0, 1), collapse_padding=True
+    )
+    table.add_column("unit (HSA-id)", no_wrap=True, min_width=26)
+    table.add_column("month", no_wrap=True, min_width=7)
+    for header in ("new", "earlier", "bookings", "capacity"):
+        table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
+    table.add_column("", no_wrap=True, min_width=4)
+    names: dict[str, str] = {}
     for ln in out.lines:
+        names[ln.care_unit] = ln.name
         table.add_row(
             ln.care_unit,
-            ln.name,
             f"{year}-{ln.month:02d}",
             str(ln.invitations),
             str(ln.already_planned),
             str(ln.expected_bookings),
             str(ln.capacity),
-            "[red]over capacity[/red]" if ln.over_capacity else "",
+            "[red]over[/red]" if ln.over_capacity else "",
         )
     console.print(table)
+    for line in (
+        "new: invitations a run would create; earlier: created by earlier runs",
+        "bookings: expected from all of them; capacity: the unit's talks in the month",
+        "over: more bookings expected than the unit has room for",
+    ):
+        console.print(line, highlight=False)
+    for hsa_id, name in names.items():
+        console.print(f"  {hsa_id}  {name}", highlight=False)
     console.print(f"{out.total} new invitations for {year} (expected uptake {out.expected_uptake})")
 
 

@@ -33,22 +33,36 @@ def _ints(value: str | None, option: str) -> list[int] | None:
 @app.command("set")
 def set_(
     year: Annotated[int, typer.Option(help="Calendar year, e.g. 2027.")],
-    ages: Annotated[str | None, typer.Option(help="Target ages, e.g. 40,50,60.")] = None,
-    talk_rate: Annotated[Decimal | None, typer.Option(help="SEK per completed talk.")] = None,
+    ages: Annotated[
+        str | None, typer.Option(help="Target ages, e.g. 40,50,60. Required for a new year.")
+    ] = None,
+    talk_rate: Annotated[
+        Decimal | None, typer.Option(help="SEK per completed talk. Required for a new year.")
+    ] = None,
     start_grant: Annotated[
-        Decimal | None, typer.Option(help="SEK per listed resident in the target ages.")
+        Decimal | None, typer.Option(help="SEK per listed resident in the target ages (default 0).")
     ] = None,
-    reminder_days: Annotated[str | None, typer.Option(help="Days after invitation, e.g. 28,56.")] = None,
+    reminder_days: Annotated[
+        str | None, typer.Option(help="Days after the invitation, e.g. 28,56 (default 28,56).")
+    ] = None,
     valid_until: Annotated[
-        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last valid day.")
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Last valid day. Required for a new year."),
     ] = None,
-    expected_uptake: Annotated[Decimal | None, typer.Option(help="Share expected to book (0-1].")] = None,
-    booking_lead_days: Annotated[int | None, typer.Option(help="Minimum days ahead to book.")] = None,
-    appointment_reminder_days: Annotated[int | None, typer.Option(help="Days before the talk.")] = None,
+    expected_uptake: Annotated[
+        Decimal | None, typer.Option(help="Share expected to book, in (0, 1] (default 0.5).")
+    ] = None,
+    booking_lead_days: Annotated[
+        int | None, typer.Option(help="Minimum days ahead to book (default 7).")
+    ] = None,
+    appointment_reminder_days: Annotated[
+        int | None, typer.Option(help="Days before the talk to remind (default 2).")
+    ] = None,
     dry_run: DryRun = False,
 ) -> None:
-    """Create or change one year's rules. Options left out keep the year's current value
-    (or the default, for a new year). Other years are never touched."""
+    """Create or change one year's rules. A new year needs --ages, --talk-rate and
+    --valid-until; other options left out take their defaults. For an existing year, options
+    left out keep the year's current value. Other years are never touched."""
     given: dict[str, Any] = {
         "target_ages": _ints(ages, "--ages"),
         "talk_rate": talk_rate,

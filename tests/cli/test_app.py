@@ -42,3 +42,30 @@ def test_the_roots_help_lists_every_group_without_importing_the_service() -> Non
     assert "HEAVY []" in out, out
     for name in GROUPS:
         assert name in out
+
+
+def _every_command_path() -> list[list[str]]:
+    import typer.main
+
+    paths: list[list[str]] = []
+    root = typer.main.get_command(app)
+
+    def walk(command: object, path: list[str]) -> None:
+        paths.append(path)
+        lister = getattr(command, "list_commands", None)
+        if lister is None:
+            return
+        for name in lister(None):
+            walk(command.get_command(None, name), [*path, name])  # type: ignore[attr-defined]
+
+    walk(root, [])
+    return paths
+
+
+@pytest.mark.parametrize("path", _every_command_path(), ids=lambda p: " ".join(p) or "root")
+def test_every_help_fits_80_columns_and_is_never_cut(path: list[str]) -> None:
+    result = CliRunner().invoke(app, [*path, "--help"], terminal_width=80, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output, result.output
+    too_wide = [line for line in result.output.splitlines() if len(line) > 80]
+    assert not too_wide, too_wide
