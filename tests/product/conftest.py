@@ -145,6 +145,11 @@ class Product:
     def database_url(self) -> str:
         return self.endpoints.database_url
 
+    @property
+    def embedded(self) -> bool:
+        """Whether the service found no local servers and runs on the embedded ones."""
+        return "embedded" in self.endpoints.database_source + self.endpoints.redis_source
+
     @staticmethod
     def script() -> list[str]:
         """The installed console script, as ``uv run halsosamtal`` runs it."""
@@ -399,6 +404,9 @@ def product() -> Iterator[Product]:
             product.drop_database()
         finally:
             product.delete_queue_keys()
+            if product.embedded:  # started for this session in its own data folder
+                infra.stop_embedded_postgres(product.data_dir)
+                infra.stop_embedded_redis(product.data_dir)
             shutil.rmtree(tmp, ignore_errors=True)
 
 
