@@ -59,10 +59,13 @@ LABEL org.opencontainers.image.title="halsosamtal" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.base.name="docker.io/library/python:3.11-slim-bookworm"
 
-# A fixed, non-root uid/gid with no login shell and no home directory.
+# A fixed, non-root uid/gid with no login shell and no home directory. Its one writable
+# place is /var/lib/halsosamtal (letters/: the daily print files of the default 'letters'
+# gateway); compose mounts a volume there, which Docker fills with this owner on first use.
 RUN groupadd --system --gid 10001 halsosamtal \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin halsosamtal
+        --shell /usr/sbin/nologin halsosamtal \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/halsosamtal /var/lib/halsosamtal/letters
 
 WORKDIR /app
 
@@ -78,10 +81,14 @@ COPY --from=builder /app/alembic.ini /app/pyproject.toml /app/
 ENV PATH="/app/.venv/bin:${PATH}" \
     VIRTUAL_ENV=/app/.venv \
     HALSOSAMTAL_ENVIRONMENT=production \
+    HALSOSAMTAL_DATA_DIR=/var/lib/halsosamtal \
+    HALSOSAMTAL_LETTERS_DIR=/var/lib/halsosamtal/letters \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
 USER 10001:10001
+
+VOLUME ["/var/lib/halsosamtal/letters"]
 
 EXPOSE 8000
 

@@ -69,7 +69,7 @@ from sqlalchemy import text
 from stdnum import luhn
 
 from halsosamtal.access.schemas import ClientCreate
-from halsosamtal.access.service import create_client
+from halsosamtal.cli.clients import create_client
 from halsosamtal.core import infra, migrations
 from halsosamtal.core.database import create_engine, make_sessionmaker
 from halsosamtal.core.settings import PROJECT_ROOT, Settings

@@ -4,11 +4,12 @@ from halsosamtal.access.models import ApiClient, ApiClientCareUnit
 from halsosamtal.booking.models import Appointment, AppointmentEvent, Slot
 from halsosamtal.core.database import Base
 from halsosamtal.core.idempotency import IdempotencyRecord
+from halsosamtal.core.imports import RegisterImport
 from halsosamtal.invitations.models import BatchRun, Invitation, InvitationEvent
 from halsosamtal.messaging.models import DeliveryAttempt, Message
 from halsosamtal.programmes.models import ProgrammeYear, ProgrammeYearRevision
 from halsosamtal.reports.models import DesoCni, ReimbursementClosing
-from halsosamtal.residents.models import ListingPeriod, RegisterImport, Resident
+from halsosamtal.residents.models import ListingPeriod, Resident
 from halsosamtal.results.models import Result, ResultEvent, ResultVersion
 from halsosamtal.units.models import CareUnit
 

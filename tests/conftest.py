@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,13 +20,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from halsosamtal.access.schemas import ClientCreate
-from halsosamtal.access.service import create_client
+from halsosamtal.cli.clients import create_client
 from halsosamtal.core import infra, migrations
 from halsosamtal.core.database import create_engine, make_sessionmaker
 from halsosamtal.core.runtime import Resources, redis_settings
 from halsosamtal.core.settings import Settings
 from halsosamtal.units.models import CareUnit
 from services.api.app import create_app
+from tests.browser import find_chromium
 
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
 
@@ -123,6 +125,12 @@ async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterat
     """A session whose transaction the test commits itself (as the edge would)."""
     async with sessionmaker() as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Headless Chromium for the tests that render pages (see ``tests.browser``)."""
+    return find_chromium()
 
 
 @pytest.fixture(scope="session")

@@ -2,34 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.access import keys
 from halsosamtal.access.models import ApiClient, ApiClientCareUnit
-from halsosamtal.access.schemas import ClientCreate, ClientCreated, ClientOut, Principal
+from halsosamtal.access.schemas import ClientCreate, ClientCreated, ClientOut, Principal, Role
 from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
-from halsosamtal.units.models import CareUnit
 
 
-async def create_client(session: AsyncSession, data: ClientCreate) -> ClientCreated:
+async def create_client(
+    session: AsyncSession, data: ClientCreate, care_unit_ids: Mapping[str, int]
+) -> ClientCreated:
+    """Create a client and its key (returned this once; only its hash is kept).
+
+    ``care_unit_ids`` maps the HSA-ids the request names to the units' ids, for those that exist
+    (the caller looks them up: access knows clients, not care units); a named unit missing from
+    it is a 422."""
     if data.role == "ehr" and not data.care_units:
         raise InvalidInput("an ehr client must name at least one care unit", field="care_units")
     if data.role != "ehr" and data.care_units:
         raise InvalidInput("only ehr clients are bound to care units", field="care_units")
     if await session.scalar(select(ApiClient.id).where(ApiClient.name == data.name)):
         raise Conflict(f"a client named {data.name!r} exists already", field="name")
-    unit_ids: dict[str, int] = {}
-    if data.care_units:
-        rows = await session.execute(
-            select(CareUnit.hsa_id, CareUnit.id).where(CareUnit.hsa_id.in_(data.care_units))
-        )
-        unit_ids = {hsa: uid for hsa, uid in rows}
-        unknown = sorted(set(data.care_units) - unit_ids.keys())
-        if unknown:
-            raise InvalidInput(f"unknown care unit(s): {', '.join(unknown)}", field="care_units")
+    unknown = sorted(set(data.care_units) - care_unit_ids.keys())
+    if unknown:
+        raise InvalidInput(f"unknown care unit(s): {', '.join(unknown)}", field="care_units")
+    unit_ids = {hsa: care_unit_ids[hsa] for hsa in data.care_units}
     key = keys.new_key()
     client = ApiClient(
         name=data.name,
@@ -53,37 +57,60 @@ async def create_client(session: AsyncSession, data: ClientCreate) -> ClientCrea
     )
 
 
-def _client_query() -> Select[ApiClient, list[str]]:
+@dataclass(frozen=True)
+class ClientRecord:
+    """A client as stored: its units by id (the caller names them)."""
+
+    id: int
+    name: str
+    role: Role
+    key_prefix: str
+    care_unit_ids: list[int]
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def out(self, hsa_ids: Mapping[int, str]) -> ClientOut:
+        return ClientOut(
+            id=self.id,
+            name=self.name,
+            role=self.role,
+            key_prefix=self.key_prefix,
+            care_units=sorted(hsa_ids[u] for u in self.care_unit_ids),
+            created_at=self.created_at,
+            revoked_at=self.revoked_at,
+        )
+
+
+def _client_query() -> Select[ApiClient, list[int]]:
     units = (
-        select(func.coalesce(func.array_agg(CareUnit.hsa_id), []))
-        .join(ApiClientCareUnit, ApiClientCareUnit.care_unit_id == CareUnit.id)
+        select(func.coalesce(func.array_agg(ApiClientCareUnit.care_unit_id), []))
         .where(ApiClientCareUnit.client_id == ApiClient.id)
         .scalar_subquery()
     )
     return select(ApiClient, units).order_by(ApiClient.id)
 
 
-def _out(client: ApiClient, units: list[str] | None) -> ClientOut:
-    return ClientOut(
+def _record(client: ApiClient, units: list[int] | None) -> ClientRecord:
+    return ClientRecord(
         id=client.id,
         name=client.name,
-        role=client.role,
+        role=cast(Role, client.role),
         key_prefix=client.key_prefix,
-        care_units=sorted(units or []),
+        care_unit_ids=sorted(units or []),
         created_at=client.created_at,
         revoked_at=client.revoked_at,
     )
 
 
-async def list_clients(session: AsyncSession, *, include_revoked: bool = True) -> list[ClientOut]:
+async def list_clients(session: AsyncSession, *, include_revoked: bool = True) -> list[ClientRecord]:
     query = _client_query()
     if not include_revoked:
         query = query.where(ApiClient.revoked_at.is_(None))
     rows = await session.execute(query)
-    return [_out(client, units) for client, units in rows]
+    return [_record(client, units) for client, units in rows]
 
 
-async def revoke_client(session: AsyncSession, name: str) -> ClientOut:
+async def revoke_client(session: AsyncSession, name: str) -> ClientRecord:
     """Revoke a client's key at once. Revoking twice keeps the first time."""
     await session.execute(
         update(ApiClient)
@@ -93,7 +120,7 @@ async def revoke_client(session: AsyncSession, name: str) -> ClientOut:
     row = (await session.execute(_client_query().where(ApiClient.name == name))).first()
     if row is None:
         raise NotFound(f"no client named {name!r}")
-    return _out(*row)
+    return _record(*row)
 
 
 # Plain SQL: it runs on every request, and the ORM form costs its cache-key work every time.

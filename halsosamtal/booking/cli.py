@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.booking import slots
 from halsosamtal.booking.schemas import PublishResult, WeeklyTemplate
-from halsosamtal.cli.common import console, fail, print_json, run_in_transaction
+from halsosamtal.core.cli import DryRun, run_in_transaction
+from halsosamtal.core.console import console, fail, print_json
 from halsosamtal.units.models import CareUnit
 from halsosamtal.units.service import get_unit
 
@@ -37,6 +38,7 @@ def template(
     gap_minutes: Annotated[int, typer.Option(help="Minutes between talks.")] = 0,
     resource: Annotated[str, typer.Option(help="Practitioner or room, in the unit's words.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Publish the times of a weekly template, skipping Swedish public holidays and Midsummer,
     Christmas and New Year's Eve. Running it again publishes nothing new."""
@@ -76,7 +78,7 @@ def template(
             )
         return [(u.hsa_id, await slots.publish_template(session, u.id, rules, actor="cli")) for u in units]
 
-    published = run_in_transaction(work)
+    published = run_in_transaction(work, dry_run=dry_run)
     if as_json:
         print_json({hsa: r.model_dump(mode="json") for hsa, r in published})
         return

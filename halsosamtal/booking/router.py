@@ -56,7 +56,7 @@ async def publish_slots(
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         body,
         lambda: slots.publish_slots(session, unit.id, body.slots, actor=principal.name),
@@ -84,7 +84,7 @@ async def publish_slot_template(
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         body,
         lambda: slots.publish_template(session, unit.id, body, actor=principal.name),
@@ -197,7 +197,7 @@ async def cancel_appointment(
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         body,
         lambda: service.cancel_by_centre(session, appointment_id, principal, reason=body.reason),
@@ -224,7 +224,7 @@ async def record_attendance(
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         body,
         lambda: service.record_attendance(session, appointment_id, body.outcome, principal),

@@ -41,7 +41,7 @@ from halsosamtal.booking.schemas import (
 from halsosamtal.core import clock
 from halsosamtal.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from halsosamtal.core.http import Page, decode_time_cursor, time_page
-from halsosamtal.invitations import lifecycle
+from halsosamtal.invitations import lifecycle, validity
 from halsosamtal.invitations.lifecycle import InvitationClosed, NoInvitation
 from halsosamtal.residents.lookup import requested_personnummer
 
@@ -93,6 +93,10 @@ class SlotTooSoon(SlotNotBookable):
 
 class SlotAfterValidUntil(SlotNotBookable):
     code = "slot-after-valid-until"
+
+
+class SlotBeforeValidity(SlotNotBookable):
+    code = "slot-before-valid-from"
 
 
 class NoSuchSlot(NotFound):
@@ -236,9 +240,11 @@ async def _resident_invitation(
 
 
 def _bookable_window(invitation: Any) -> tuple[datetime, datetime]:
-    """The first and (exclusive) last moment a time may start for this invitation."""
-    earliest = clock.now() + timedelta(days=invitation.lead_days)
-    return earliest, clock.end_of_day(invitation.valid_until)
+    """The first and (exclusive) last moment a time may start for this invitation: after the
+    lead time, and within the invitation's window (its programme year's first day .. its last
+    valid day), the same window in which a result for the talk is accepted."""
+    first, last = validity.window(invitation.year, invitation.valid_until)
+    return max(clock.now() + timedelta(days=invitation.lead_days), first), last
 
 
 def _check_open(invitation: Any) -> None:
@@ -276,11 +282,17 @@ async def _bookable_slot(session: AsyncSession, slot_id: int, invitation: Any) -
         raise SlotWithdrawn("the care unit has withdrawn this time", field="slot_id")
     if slot.held_by is not None:
         raise SlotTaken("someone else has booked this time; pick another", field="slot_id")
-    earliest, latest = _bookable_window(invitation)
-    if slot.starts_at < earliest:
+    latest = _bookable_window(invitation)[1]
+    if slot.starts_at < (earliest := clock.now() + timedelta(days=invitation.lead_days)):
         raise SlotTooSoon(
             f"a time must start at least {invitation.lead_days} days from now (so that lab samples "
             f"can be taken first); the first bookable moment is {clock.local(earliest).isoformat()}",
+            field="slot_id",
+        )
+    if slot.starts_at < validity.window(invitation.year, invitation.valid_until)[0]:
+        raise SlotBeforeValidity(
+            f"the time is before the invitation's programme year {invitation.year} begins; it can "
+            f"be used {validity.describe(invitation.year, invitation.valid_until)}",
             field="slot_id",
         )
     if slot.starts_at >= latest:

@@ -1,3 +1,3 @@
 """The operator command line, ``halsosamtal`` (root in ``halsosamtal.cli.app``). Each feature
 adds its own commands; this package init imports nothing, so a feature's CLI module can use
-``halsosamtal.cli.common`` without importing every other feature."""
+``halsosamtal.core.cli`` without importing every other feature."""

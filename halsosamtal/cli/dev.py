@@ -21,11 +21,16 @@ from typing import Annotated
 
 import typer
 
-from halsosamtal.cli.common import console, err_console, fail
-from halsosamtal.core import infra
-from halsosamtal.core.settings import get_settings
+from halsosamtal.core.console import console, err_console, fail
 
 app = typer.Typer(help="Local development: run everything, stop embedded servers.", no_args_is_help=True)
+
+
+def _today() -> dt.date:
+    from halsosamtal.core.clock import local_today
+
+    return local_today()
+
 
 DEMO_SEED = 2026
 DEMO_RESIDENTS = 50_000
@@ -59,7 +64,7 @@ def demo_data(
             residents=residents,
             seed=seed,
             bad_rows=bad_rows,
-            reference=(reference.date() if reference else dt.date.today()),
+            reference=(reference.date() if reference else _today()),
             care_units=units,
         )
     console.print(f"wrote {summary.rows} residents to {out} ({summary.bad_rows} bad rows)")
@@ -89,7 +94,7 @@ def _load_demo(env: dict[str, str], data_dir: Path, residents: int) -> None:
     demo = data_dir / "demo"
     demo.mkdir(parents=True, exist_ok=True)
     units_csv, residents_csv = demo / "care_units.csv", demo / "residents.csv"
-    year = dt.date.today().year
+    year = _today().year
     steps: list[tuple[str, list[str]]] = [
         (
             "generating the demo register",
@@ -135,9 +140,9 @@ def _load_demo(env: dict[str, str], data_dir: Path, residents: int) -> None:
                 "template",
                 "--all-participating",
                 "--first-day",
-                (dt.date.today() + dt.timedelta(days=7)).isoformat(),
+                (_today() + dt.timedelta(days=7)).isoformat(),
                 "--last-day",
-                (dt.date.today() + dt.timedelta(weeks=12)).isoformat(),
+                (_today() + dt.timedelta(weeks=12)).isoformat(),
             ],
         ),
     ]
@@ -186,9 +191,12 @@ def run(
 ) -> None:
     """Find or start Postgres and Redis, migrate, load the demo region once, and run the API and
     the worker until Ctrl-C."""
+    from halsosamtal.core import infra
+    from halsosamtal.core.settings import get_settings
+
     settings = get_settings()
     found = infra.find(settings)
-    console.print(f"database: {found.database_source}\nredis:    {found.redis_source}")
+    console.print(infra.describe(found), highlight=False, soft_wrap=True)
     asyncio.run(infra.ensure_database(found.database_url))
     env = {**os.environ, "DATABASE_URL": found.database_url, "REDIS_URL": found.redis_url}
     result = _halsosamtal("migrate", env=env, check=False)
@@ -201,11 +209,18 @@ def run(
 
     children = [
         subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "halsosamtal.cli", "api", "--host", host, "--port", str(port)], env=env
+            [sys.executable, "-m", "halsosamtal.cli", "api", "--host", host, "--port", str(port)],
+            env=env,
+            # Their own process group: Ctrl-C in the terminal reaches only this process, which
+            # then stops each child once. A second SIGINT makes uvicorn abandon its shutdown
+            # (a CancelledError traceback in the log).
+            process_group=0,
         )
     ]
     if not no_worker:
-        children.append(subprocess.Popen([sys.executable, "-m", "halsosamtal.cli", "worker"], env=env))
+        children.append(
+            subprocess.Popen([sys.executable, "-m", "halsosamtal.cli", "worker"], env=env, process_group=0)
+        )
     base = f"http://{host}:{port}"
     stopping = False
 
@@ -226,7 +241,8 @@ def run(
                 f"  readiness:     {base}/readyz\n"
                 f"  operator key:  {key}\n"
                 f"  try:           curl -H 'Authorization: Bearer {key}' {base}/v1/care-units\n"
-                f"Press Ctrl-C to stop."
+                f"Press Ctrl-C to stop.",
+                soft_wrap=True,
             )
         while not stopping and all(c.poll() is None for c in children):
             time.sleep(0.2)
@@ -252,6 +268,9 @@ def run(
 @app.command("stop")
 def stop_embedded() -> None:
     """Stop the embedded Postgres and Redis (their data stays in .data)."""
+    from halsosamtal.core import infra
+    from halsosamtal.core.settings import get_settings
+
     settings = get_settings()
     pg = infra.stop_embedded_postgres(settings.data_dir)
     rd = infra.stop_embedded_redis(settings.data_dir)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from halsosamtal.access.dependencies import Operator
 from halsosamtal.cohort import service
 from halsosamtal.cohort.schemas import CohortCounts, CohortMember
-from halsosamtal.core.auth import Operator
 from halsosamtal.core.http import Page, Session, problem_responses
 from halsosamtal.units.models import HSA_ID_PATTERN
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import Values
 
 from halsosamtal.cohort.schemas import CohortCount, CohortCounts, CohortMember
+from halsosamtal.core import clock
 from halsosamtal.core.errors import InvalidInput
 from halsosamtal.core.http import Page, decode_cursor, encode_cursor
 from halsosamtal.programmes.service import get_year
@@ -46,7 +47,7 @@ def turning(year: int, ages: list[int]) -> tuple[Values, ColumnElement[bool]]:
 
 async def counts(session: AsyncSession, year: int, *, as_of: dt.date | None = None) -> CohortCounts:
     programme = await get_year(session, year)
-    as_of = as_of or dt.date.today()
+    as_of = as_of or clock.local_today()
     target, born = turning(year, list(programme.target_ages))
     query = (
         select(target.c.age, CareUnit.hsa_id, CareUnit.participating, Resident.sex, func.count())
@@ -91,7 +92,7 @@ async def members(
                 f"{age} is not a target age of {year} ({', '.join(map(str, ages))})", field="age"
             )
         ages = [age]
-    as_of = as_of or dt.date.today()
+    as_of = as_of or clock.local_today()
     target, born = turning(year, ages)
     query: Select[Any] = (
         select(Resident, target.c.age, CareUnit.hsa_id)

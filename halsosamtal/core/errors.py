@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from halsosamtal.core.context import current_request_id
+
 PROBLEM_TYPE_PREFIX = "urn:halsosamtal:problem:"
 
 
@@ -33,6 +35,8 @@ class DomainError(Exception):
         if instance is not None:
             body["instance"] = instance
         body.update(self.extra)
+        if (rid := current_request_id()) is not None:
+            body["request_id"] = rid
         return body
 
 

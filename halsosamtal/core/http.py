@@ -16,8 +16,11 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from halsosamtal.core.context import REQUEST_ID_HEADER, current_request_id, new_request_id, request_id
 from halsosamtal.core.errors import PROBLEM_TYPE_PREFIX, DomainError, InvalidInput
 
 log = logging.getLogger("halsosamtal.api")
@@ -67,6 +70,10 @@ class Problem(BaseModel):
     code: str
     instance: str | None = None
     errors: list[FieldProblem] | None = None
+    request_id: str | None = Field(
+        None,
+        description="The request's id (also in the X-Request-ID header); quote it when reporting a problem",
+    )
 
 
 class ProblemResponse(JSONResponse):
@@ -115,7 +122,7 @@ def validation_problem(exc: RequestValidationError, instance: str) -> dict[str, 
             }
         )
     summary = "; ".join(f"{e['location']}{e['pointer']}: {e['message']}" for e in errors[:5])
-    return {
+    body = {
         "type": PROBLEM_TYPE_PREFIX + "validation",
         "title": "Invalid request",
         "status": 422,
@@ -124,6 +131,9 @@ def validation_problem(exc: RequestValidationError, instance: str) -> dict[str, 
         "instance": instance,
         "errors": errors,
     }
+    if (rid := current_request_id()) is not None:
+        body["request_id"] = rid
+    return body
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -147,70 +157,151 @@ def install_error_handlers(app: FastAPI) -> None:
             "code": code,
             "instance": request.url.path,
         }
+        if (rid := current_request_id()) is not None:
+            body["request_id"] = rid
         return ProblemResponse(body, status_code=exc.status_code, headers=exc.headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
-        # Never echo the exception: it may carry personal data from a query.
-        log.error(
-            "unhandled %s on %s %s",
-            type(exc).__name__,
-            request.method,
-            request.url.path,
-            exc_info=exc,
+    # Anything else is answered by RequestContext below (not by an ``Exception`` handler, which
+    # Starlette runs in its outermost middleware and then re-raises: the server would log the
+    # traceback a second time and drop the kept-alive connection).
+    app.add_middleware(RequestContext)
+
+
+def unexpected_problem(exc: BaseException, instance: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The problem body, status and headers for an exception no handler expected.
+
+    Trouble with the database's connection is a 503 with ``Retry-After`` (the request did not
+    happen and can be sent again); anything else is a 500 that names only the request id."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + "internal",
+        "title": "Internal error",
+        "status": 500,
+        "detail": "the service failed to handle the request; it has been logged under its request id",
+        "code": "internal",
+        "instance": instance,
+    }
+    if (rid := current_request_id()) is not None:
+        body["request_id"] = rid
+    retry = {"Retry-After": "1"}
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or is_connection_error(orig):
+        body.update(
+            status=503,
+            code="database-unavailable",
+            title="Database unavailable",
+            type=PROBLEM_TYPE_PREFIX + "database-unavailable",
+            detail="the connection to the database was lost; send the request again (writes with the "
+            "same Idempotency-Key are safe to repeat)",
         )
-        body = {
-            "type": PROBLEM_TYPE_PREFIX + "internal",
-            "title": "Internal error",
-            "status": 500,
-            "detail": "the service failed to handle the request; it has been logged",
-            "code": "internal",
-            "instance": request.url.path,
-        }
-        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            # The connection was gone (the database restarted, a proxy dropped it); the pool has
-            # discarded it, and the same request sent again gets a fresh one.
-            body.update(
-                status=503,
-                code="database-unavailable",
-                title="Database unavailable",
-                type=PROBLEM_TYPE_PREFIX + "database-unavailable",
-                detail="the connection to the database was lost; send the request again (writes with the "
-                "same Idempotency-Key are safe to repeat)",
-            )
-            return ProblemResponse(body, status_code=503, headers={"Retry-After": "1"})
-        if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
-            # Two requests for the same rows collided in a way Postgres resolves by aborting one
-            # (rare: every path takes its locks in one order). Nothing of this one was kept.
-            body.update(
-                status=503,
-                code="retry",
-                title="Try again",
-                type=PROBLEM_TYPE_PREFIX + "retry",
-                detail="the request collided with another one for the same records and was not "
-                "carried out; send it again",
-            )
-            return ProblemResponse(body, status_code=503, headers={"Retry-After": "1"})
-        if isinstance(exc, DBAPIError) and "statement timeout" in str(exc.orig):
-            body.update(
-                status=503,
-                code="timeout",
-                title="Timed out",
-                type=PROBLEM_TYPE_PREFIX + "timeout",
-                detail="the database did not answer in time; try again",
-            )
-            return ProblemResponse(body, status_code=503)
-        return ProblemResponse(body, status_code=500)
+        return body, 503, retry
+    if getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        # Two requests for the same rows collided in a way Postgres resolves by aborting one
+        # (rare: every path takes its locks in one order). Nothing of this one was kept.
+        body.update(
+            status=503,
+            code="retry",
+            title="Try again",
+            type=PROBLEM_TYPE_PREFIX + "retry",
+            detail="the request collided with another one for the same records and was not "
+            "carried out; send it again",
+        )
+        return body, 503, retry
+    if getattr(orig, "sqlstate", None) == "57014":  # query_canceled: the statement timeout
+        body.update(
+            status=503,
+            code="timeout",
+            title="Timed out",
+            type=PROBLEM_TYPE_PREFIX + "timeout",
+            detail="the database did not answer in time; try again",
+        )
+        return body, 503, retry
+    return body, 500, {}
+
+
+def is_connection_error(exc: BaseException | None) -> bool:
+    """The database (or the way to it) is gone: refused, reset, shutting down, or the driver's
+    connection is in a state it cannot use."""
+    if exc is None:
+        return False
+    if isinstance(exc, OSError | ConnectionError | TimeoutError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}):
+        return True  # connection exceptions; admin/crash shutdown; cannot connect now
+    name = type(exc).__name__
+    if name in {"ConnectionDoesNotExistError", "InterfaceError", "InternalClientError"}:
+        return True
+    cause = exc.__cause__
+    return cause is not None and cause is not exc and is_connection_error(cause)
+
+
+class RequestContext:
+    """Pure ASGI middleware around every request: its id and its last line of defence.
+
+    - The request id is the caller's ``X-Request-ID`` (when sane) or a new one; it is sent back
+      in the same header, is in every problem body and in every log line of the request.
+    - An exception that reaches here is logged once, with its traceback, and answered with a
+      problem (503 for database trouble, else 500), so the connection stays open for the
+      client's next request. When the response has started already, nothing can be answered
+      and the server closes the connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                offered = value.decode("latin-1")
+                break
+        rid = new_request_id(offered)
+        token = request_id.set(rid)
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = rid
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if started:
+                raise
+            path = scope.get("path", "")
+            body, status, headers = unexpected_problem(exc, path)
+            if status == 500:
+                log.error(
+                    "unhandled %s on %s %s", type(exc).__name__, scope.get("method"), path, exc_info=exc
+                )
+            else:
+                log.warning("%s on %s %s: %s", body["code"], scope.get("method"), path, type(exc).__name__)
+            response = ProblemResponse(body, status_code=status, headers=headers)
+            await response(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)
 
 
 async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the handler returns, rolled back on error."""
+    """One transaction per request: committed when the handler returns, rolled back on error.
+
+    The commit finishes before any byte of the response leaves (``scope="function"``: FastAPI
+    closes the dependency when the handler returns, not after the response is sent). A client
+    that acts on a 2xx therefore finds its write, and a commit that fails is answered as an
+    error (503 when the database went away), never as the 2xx of a write that did not happen."""
     sessionmaker = request.app.state.sessionmaker
     async with sessionmaker() as session, session.begin():
         yield session
 
 
-Session = Annotated[AsyncSession, Depends(session_dependency)]
+Session = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
 
 
 # --- Keyset pagination -------------------------------------------------------------------------

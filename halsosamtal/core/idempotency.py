@@ -35,7 +35,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from halsosamtal.access.schemas import Principal
 from halsosamtal.core.database import Base
 from halsosamtal.core.errors import DomainError, InvalidInput
 from halsosamtal.core.http import ProblemResponse
@@ -125,14 +124,14 @@ def _replay(status: int, body: Any) -> Response:
 async def idempotent(
     session: AsyncSession,
     request: Request,
-    principal: Principal,
+    client_id: int,
     key: str | None,
     payload: BaseModel | None,
     action: Callable[[], Awaitable[BaseModel | Answer]],
     *,
     status_code: int = 200,
 ) -> Response:
-    """Run ``action`` once per (client, key) and answer with its result as JSON.
+    """Run ``action`` once per (``client_id``, key) and answer with its result as JSON.
 
     Without a key the action simply runs. Domain errors become problem responses here (and are
     stored), so the caller's transaction commits the key with the refusal; the action's own
@@ -143,7 +142,7 @@ async def idempotent(
         return JSONResponse(body, status_code=status)
     method, path = request.method, request.url.path
     params = {
-        "client_id": principal.client_id,
+        "client_id": client_id,
         "key": key,
         "method": method,
         "path": path,
@@ -151,7 +150,7 @@ async def idempotent(
     }
     claimed = (await session.execute(_CLAIM_KEY, params)).first()
     if claimed is None:
-        stored = await session.get(IdempotencyRecord, (principal.client_id, key), populate_existing=True)
+        stored = await session.get(IdempotencyRecord, (client_id, key), populate_existing=True)
         if stored is None or stored.status_code is None:  # pragma: no cover - the insert waited for it
             raise IdempotencyKeyReused("the Idempotency-Key is in use by a request that has not finished")
         if stored.fingerprint != params["fingerprint"]:

@@ -51,3 +51,31 @@ async def ensure_schema_current(engine: AsyncEngine) -> None:
             f"the database schema is out of date (database: {have}; code: {want}). "
             "Run `halsosamtal migrate` (or `make migrate`) first."
         )
+
+
+def pending(database_url: str, revision: str = "head") -> list[str]:
+    """The migrations an upgrade to ``revision`` would apply, oldest first ("<id> <title>").
+    A database that does not exist yet has all of them pending."""
+    import asyncio
+
+    import asyncpg
+
+    from halsosamtal.core.database import async_url
+
+    async def current() -> tuple[str, ...]:
+        url = async_url(database_url).replace("postgresql+asyncpg://", "postgresql://", 1)
+        try:
+            conn = await asyncpg.connect(url)
+        except asyncpg.InvalidCatalogNameError:
+            return ()
+        try:
+            if not await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL"):
+                return ()
+            return tuple(r[0] for r in await conn.fetch("SELECT version_num FROM alembic_version"))
+        finally:
+            await conn.close()
+
+    heads = asyncio.run(current())
+    script = ScriptDirectory.from_config(alembic_config())
+    steps = script.iterate_revisions(revision, heads or "base")
+    return [f"{s.revision} {s.doc}" for s in reversed(list(steps)) if s.revision not in heads]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MIN_WEBHOOK_SECRET_BYTES = 32
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class Settings(BaseSettings):
@@ -144,14 +147,50 @@ class Settings(BaseSettings):
                     f"production needs {', '.join(missing)} set explicitly; "
                     "embedded servers are for development only"
                 )
-            if self.messaging_gateway == "webhook" and not (self.webhook_url and self.webhook_secret):
-                raise ValueError("the webhook gateway needs WEBHOOK_URL and WEBHOOK_SECRET in production")
+            if self.messaging_gateway == "webhook":
+                if not (self.webhook_url and self.webhook_secret):
+                    raise ValueError(
+                        "the webhook gateway needs HALSOSAMTAL_WEBHOOK_URL and HALSOSAMTAL_WEBHOOK_SECRET "
+                        "in production"
+                    )
+                if len(self.webhook_secret.get_secret_value().encode()) < MIN_WEBHOOK_SECRET_BYTES:
+                    raise ValueError(
+                        f"HALSOSAMTAL_WEBHOOK_SECRET must be at least {MIN_WEBHOOK_SECRET_BYTES} bytes in "
+                        "production (e.g. `openssl rand -hex 32`)"
+                    )
+                url = urlsplit(self.webhook_url)
+                if not (url.scheme == "https" or (url.scheme == "http" and url.hostname in LOOPBACK_HOSTS)):
+                    raise ValueError(
+                        "HALSOSAMTAL_WEBHOOK_URL must be https (plain http only to a loopback address): "
+                        "messages carry personal numbers and phone numbers"
+                    )
         return self
+
+    @field_validator("webhook_secret", "webhook_url", "template_dir", "letters_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable (compose's ``${X:-}``) means not set."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def __repr_args__(self) -> Any:
+        """``repr()`` and logs show the URLs without their passwords (secrets are SecretStr)."""
+        for name, value in super().__repr_args__():
+            yield name, (without_password(value) if name in ("database_url", "redis_url") else value)
 
     @property
     def letters_directory(self) -> Path:
         """Where the daily print files go: ``letters_dir``, else ``<data_dir>/letters``."""
         return self.letters_dir if self.letters_dir is not None else self.data_dir / "letters"
+
+
+def without_password(url: object) -> object:
+    """A URL with its password replaced by ``***`` (anything else unchanged)."""
+    if not isinstance(url, str) or "@" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 @lru_cache

@@ -265,14 +265,7 @@ async def run(
         try:
             return await _run_locked(sessionmaker, year, as_of, batch_id, actor, progress)
         except BaseException as exc:
-            async with sessionmaker() as s, s.begin():
-                await s.execute(
-                    text(
-                        "UPDATE batch_runs SET state = 'failed', finished_at = now(), "
-                        "errors = errors || CAST(:error AS jsonb) WHERE id = :id"
-                    ),
-                    {"id": batch_id, "error": _json_error(exc)},
-                )
+            await mark_failed(sessionmaker, batch_id, exc)
             raise
         finally:
             await lock.execute(
@@ -283,7 +276,14 @@ async def run(
 def _json_error(exc: BaseException) -> str:
     import json
 
-    return json.dumps([{"error": type(exc).__name__, "at": dt.datetime.now(dt.UTC).isoformat()}])
+    reason = {
+        KeyboardInterrupt: "interrupted (Ctrl-C)",
+        asyncio.CancelledError: "cancelled (the process stopped)",
+    }.get(type(exc))
+    entry = {"error": type(exc).__name__, "at": dt.datetime.now(dt.UTC).isoformat()}
+    if reason:
+        entry["reason"] = reason
+    return json.dumps([entry])
 
 
 async def _run_locked(
@@ -360,14 +360,39 @@ async def _run_locked(
     return BatchResult(batch_id=batch_id, planned=the_plan.total, created=created)
 
 
-async def new_batch(session: AsyncSession, year: int, *, actor: str, as_of: dt.date | None = None) -> int:
-    """Record a batch run (state 'queued'); the run itself happens inline or on the worker."""
+async def new_batch(
+    session: AsyncSession,
+    year: int,
+    *,
+    actor: str,
+    as_of: dt.date | None = None,
+    inline: bool = False,
+) -> int:
+    """Record a batch run: 'queued' for the worker to carry out, or, ``inline``, 'running' in
+    the process that asked (the CLI), which the worker never picks up: a command that fails
+    leaves nothing behind that acts on its own."""
     await get_year(session, year)
     batch_id = await session.scalar(
         text(
-            "INSERT INTO batch_runs (year, requested_by, as_of) VALUES (:year, :actor, :as_of) RETURNING id"
+            "INSERT INTO batch_runs (year, requested_by, as_of, state, started_at) "
+            "VALUES (:year, :actor, :as_of, :state, CASE WHEN :state = 'running' THEN now() END) "
+            "RETURNING id"
         ),
-        {"year": year, "actor": actor, "as_of": as_of},
+        {"year": year, "actor": actor, "as_of": as_of, "state": "running" if inline else "queued"},
     )
     assert batch_id is not None
     return int(batch_id)
+
+
+async def mark_failed(
+    sessionmaker: async_sessionmaker[AsyncSession], batch_id: int, exc: BaseException
+) -> None:
+    """End a batch that could not run as 'failed', with the reason."""
+    async with sessionmaker() as s, s.begin():
+        await s.execute(
+            text(
+                "UPDATE batch_runs SET state = 'failed', finished_at = now(), "
+                "errors = errors || CAST(:error AS jsonb) WHERE id = :id AND state IN ('queued', 'running')"
+            ),
+            {"id": batch_id, "error": _json_error(exc)},
+        )

@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from halsosamtal.cli.common import console, fail, print_json, progress, run_in_transaction, with_sessionmaker
+from halsosamtal.core import clock
+from halsosamtal.core.cli import (
+    DryRun,
+    not_after_today,
+    run_in_transaction,
+    said_dry_run,
+    with_sessionmaker,
+)
+from halsosamtal.core.console import console, fail, print_json, progress
 from halsosamtal.core.errors import DomainError
 from halsosamtal.invitations import batch, service
 
@@ -34,7 +42,7 @@ def plan_(
 ) -> None:
     """Print, per unit and month, the invitations a run would send, their expected bookings and
     the unit's capacity. Writes nothing."""
-    day = as_of.date() if as_of else dt.date.today()
+    day = as_of.date() if as_of else clock.local_today()
     out = run_in_transaction(lambda s: service.plan_out(s, year, day))
     if json_out:
         print_json(out.model_dump(mode="json"))
@@ -60,12 +68,18 @@ def run(
     year: Year,
     as_of: AsOf = None,
     enqueue: Annotated[bool, typer.Option("--enqueue", help="Hand the run to the worker instead.")] = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Write the plan: create the missing invitations and their planned messages. Safe to run
-    again and to run twice at once; an interrupted run is completed by the next."""
-    day = as_of.date() if as_of else None
-    batch_id = run_in_transaction(lambda s: batch.new_batch(s, year, actor="cli", as_of=day))
+    again and to run twice at once; an interrupted run is completed by the next. With
+    --dry-run, print the plan the run would write (as `batch plan` does) and write nothing."""
+    day = not_after_today(as_of.date(), dry_run=dry_run) if as_of else None
+    if dry_run:
+        plan_(year, as_of, json_out=False)
+        said_dry_run()
+        return
     if enqueue:
+        batch_id = run_in_transaction(lambda s: batch.new_batch(s, year, actor="cli", as_of=day))
         console.print(
             f"batch {batch_id} queued; the worker starts it within seconds "
             f"(follow it with GET /v1/batches/{batch_id})"
@@ -74,19 +88,26 @@ def run(
 
     async def go() -> batch.BatchResult:
         async with with_sessionmaker() as sessionmaker:
-            with progress() as bar:
-                task = bar.add_task("inviting", total=None)
-                return await batch.run(
-                    sessionmaker,
-                    year,
-                    day or dt.date.today(),
-                    batch_id=batch_id,
-                    actor="cli",
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
-                )
+            async with sessionmaker() as s, s.begin():
+                batch_id = await batch.new_batch(s, year, actor="cli", as_of=day, inline=True)
+            try:
+                with progress() as bar:
+                    task = bar.add_task("inviting", total=None)
+                    return await batch.run(
+                        sessionmaker,
+                        year,
+                        day or clock.local_today(),
+                        batch_id=batch_id,
+                        actor="cli",
+                        progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    )
+            except BaseException as exc:
+                # batch.run ends its row as failed itself; this covers what fails before it.
+                await batch.mark_failed(sessionmaker, batch_id, exc)
+                raise
 
     try:
         result = asyncio.run(go())
     except DomainError as exc:
         fail(exc.detail)
-    console.print(f"batch {batch_id}: {result.created} invitations created ({result.planned} planned)")
+    console.print(f"batch {result.batch_id}: {result.created} invitations created ({result.planned} planned)")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from halsosamtal.core.auth import Operator
+from halsosamtal.access.dependencies import Operator
 from halsosamtal.core.http import MAX_ID, Session, problem_responses
 from halsosamtal.invitations import lifecycle
 from halsosamtal.invitations.lifecycle import InvitationHistory

@@ -9,6 +9,7 @@ from typing import Any
 from arq import cron, func
 from sqlalchemy import select
 
+from halsosamtal.core import clock
 from halsosamtal.invitations import batch
 from halsosamtal.invitations.models import BatchRun
 
@@ -26,7 +27,7 @@ async def run_batch(ctx: dict[str, Any], batch_id: int) -> dict[str, int]:
     result = await batch.run(
         sessionmaker,
         row.year,
-        row.as_of or dt.date.today(),
+        row.as_of or clock.local_today(),
         batch_id=batch_id,
         actor=f"worker for {row.requested_by}",
     )
@@ -39,13 +40,25 @@ async def start_queued_batches(ctx: dict[str, Any]) -> int:
     (written in the API's transaction); this picks it up after it is committed."""
     sessionmaker = ctx["resources"].sessionmaker
     async with sessionmaker() as s:
-        ids = list(await s.scalars(select(BatchRun.id).where(BatchRun.state == "queued")))
+        queued = (
+            await s.execute(select(BatchRun.id, BatchRun.requested_at).where(BatchRun.state == "queued"))
+        ).all()
     queue = ctx["resources"].settings.queue_name
-    for batch_id in ids:
-        # Job ids are global in Redis; the queue name keeps two deployments (or test runs)
-        # sharing one Redis from blocking each other's batches.
-        await ctx["redis"].enqueue_job("run_batch", batch_id, _job_id=f"{queue}:batch:{batch_id}")
-    return len(ids)
+    if queued:
+        log.info("starting queued batches %s", ", ".join(str(b.id) for b in queued))
+    for batch_id, requested_at in queued:
+        await ctx["redis"].enqueue_job(
+            "run_batch", batch_id, _job_id=batch_job_id(queue, batch_id, requested_at)
+        )
+    return len(queued)
+
+
+def batch_job_id(queue: str, batch_id: int, requested_at: dt.datetime) -> str:
+    """The arq job id of a batch: unique for the life of a Redis. Batch ids start again at 1
+    when a database is recreated, and arq keeps a job's result (and so its id) for a while: the
+    time of the request (to the microsecond) tells a new batch 1 from an old one. The queue name
+    keeps deployments sharing one Redis apart."""
+    return f"{queue}:batch:{batch_id}:{int(requested_at.timestamp() * 1_000_000)}"
 
 
 FUNCTIONS = [func(run_batch, timeout=3600, max_tries=3)]

@@ -50,18 +50,20 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from halsosamtal.booking.schemas import AppointmentOut
 from halsosamtal.core.clock import moment
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, NotFound
 from halsosamtal.core.settings import Settings
 from halsosamtal.invitations.models import Invitation, InvitationEvent
-from halsosamtal.messaging.outbox import ReleaseResult, release_due
+from halsosamtal.invitations.release import ReleaseResult, release_due
 from halsosamtal.residents.lookup import requested_personnummer
 from halsosamtal.residents.models import Resident
 from halsosamtal.units.models import CareUnit
 
 log = logging.getLogger("halsosamtal.invitations")
+
+ACTIVE_STATUSES = ("planned", "open")
+"""An invitation that can still be booked: its letter and reminders go out only then."""
 
 CHUNK = 5000
 """Invitations changed per transaction by the ``*_all`` functions."""
@@ -399,8 +401,8 @@ async def withdraw_all(
 # --- The resident's view (portal) ----------------------------------------------------------------
 
 
-class ResidentInvitation(BaseModel):
-    """An invitation as the resident sees it."""
+class InvitationView(BaseModel):
+    """An invitation as the resident sees it (the portal adds the booked time)."""
 
     id: int = Field(description="Pass it back to decline")
     year: int
@@ -411,11 +413,10 @@ class ResidentInvitation(BaseModel):
     care_unit_name: str
     care_unit_hsa_id: str
     valid_until: date = Field(description="Last day the invitation can be used")
-    appointment: AppointmentOut | None = Field(None, description="The booked time, when there is one")
 
 
-def _view(invitation: Invitation, unit_name: str, hsa_id: str) -> ResidentInvitation:
-    return ResidentInvitation(
+def _view(invitation: Invitation, unit_name: str, hsa_id: str) -> InvitationView:
+    return InvitationView(
         id=invitation.id,
         year=invitation.year,
         age=invitation.age,
@@ -426,7 +427,7 @@ def _view(invitation: Invitation, unit_name: str, hsa_id: str) -> ResidentInvita
     )
 
 
-async def current_invitation(session: AsyncSession, personnummer: str) -> ResidentInvitation:
+async def current_invitation(session: AsyncSession, personnummer: str) -> InvitationView:
     """The resident's current invitation (planned, open, booked or attended; the latest if several), or
     404 ``no-invitation`` (also when the personnummer is not in the register)."""
     row = (
@@ -451,11 +452,23 @@ async def change_status(
     session: AsyncSession, invitation_id: int, from_status: str, to_status: str, *, reason: str, actor: str
 ) -> None:
     """Set an invitation's status and append its history row (from, to, why, who); the
-    caller holds the invitation's lock and has checked the change is allowed."""
+    caller holds the invitation's lock and has checked the change is allowed.
+
+    An invitation that closes (leaves planned or open) stops its own messages in the same
+    change: its letter if unsent and its reminders, planned or queued. (Messages about a booked
+    time are the booking's to keep or cancel.)"""
     await session.execute(
         text("UPDATE invitations SET status = :to_status, updated_at = now() WHERE id = :id"),
         {"id": invitation_id, "to_status": to_status},
     )
+    if from_status in ACTIVE_STATUSES and to_status not in ACTIVE_STATUSES:
+        await session.execute(
+            text(
+                "UPDATE messages SET status = 'cancelled' WHERE invitation_id = :id "
+                "AND kind IN ('invitation', 'reminder') AND status IN ('planned', 'queued')"
+            ),
+            {"id": invitation_id},
+        )
     await session.execute(
         text(
             "INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor) "
@@ -473,7 +486,7 @@ async def change_status(
 
 async def decline(
     session: AsyncSession, personnummer: str, invitation_id: int, *, actor: str
-) -> ResidentInvitation:
+) -> InvitationView:
     """Decline the resident's own invitation; its planned and queued messages are cancelled.
 
     404 ``no-invitation`` when the invitation is not this resident's (whether or not it exists:

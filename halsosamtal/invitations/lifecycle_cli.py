@@ -11,11 +11,10 @@ from typing import Annotated
 
 import typer
 
-from halsosamtal.cli.common import console, print_json
-from halsosamtal.core.clock import local_today as today
+from halsosamtal.core.cli import DryRun, day_of, run_chunked
+from halsosamtal.core.console import console, print_json
 from halsosamtal.core.settings import get_settings
 from halsosamtal.invitations import lifecycle
-from halsosamtal.messaging.cli import run_chunked
 
 reminders_app = typer.Typer(help="Reminders to residents who have not answered.", no_args_is_help=True)
 app = typer.Typer(help="Invitations: expiry, withdrawal and listing moves.", no_args_is_help=True)
@@ -27,18 +26,16 @@ AsOf = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _day(as_of: dt.datetime | None) -> dt.date:
-    return as_of.date() if as_of else today()
-
-
 @reminders_app.command("run")
-def run_reminders(as_of: AsOf = None, json_out: Json = False) -> None:
+def run_reminders(as_of: AsOf = None, json_out: Json = False, dry_run: DryRun = False) -> None:
     """Create the reminders due on the day and release them (with anything else due that day).
 
     Reminder k goes reminder_days[k] days after the invitation was sent, to open invitations
     only (not booked, declined, withdrawn, expired or completed), never more than configured."""
-    day = _day(as_of)
-    result = run_chunked(lambda sm: lifecycle.run_reminders(sm, get_settings(), day, actor="cli"))
+    day = day_of(as_of, dry_run=dry_run)
+    result = run_chunked(
+        lambda sm: lifecycle.run_reminders(sm, get_settings(), day, actor="cli"), dry_run=dry_run
+    )
     if json_out:
         print_json(result.as_dict())
         return
@@ -52,10 +49,10 @@ def run_reminders(as_of: AsOf = None, json_out: Json = False) -> None:
 
 
 @app.command("expire")
-def expire(as_of: AsOf = None, json_out: Json = False) -> None:
+def expire(as_of: AsOf = None, json_out: Json = False, dry_run: DryRun = False) -> None:
     """Expire planned and open invitations whose last valid day is before the day."""
-    day = _day(as_of)
-    changes = run_chunked(lambda sm: lifecycle.expire_all(sm, day, actor="cli"))
+    day = day_of(as_of, dry_run=dry_run)
+    changes = run_chunked(lambda sm: lifecycle.expire_all(sm, day, actor="cli"), dry_run=dry_run)
     if json_out:
         print_json(changes.as_dict())
         return
@@ -63,12 +60,12 @@ def expire(as_of: AsOf = None, json_out: Json = False) -> None:
 
 
 @app.command("withdraw")
-def withdraw(as_of: AsOf = None, json_out: Json = False) -> None:
+def withdraw(as_of: AsOf = None, json_out: Json = False, dry_run: DryRun = False) -> None:
     """Withdraw invitations of residents who died, emigrated or moved out by the day, and of
     residents no longer listed at a participating unit; move invitations to a resident's new
     participating unit. Planned and queued messages of withdrawn invitations are cancelled."""
-    day = _day(as_of)
-    changes = run_chunked(lambda sm: lifecycle.withdraw_all(sm, day, actor="cli"))
+    day = day_of(as_of, dry_run=dry_run)
+    changes = run_chunked(lambda sm: lifecycle.withdraw_all(sm, day, actor="cli"), dry_run=dry_run)
     if json_out:
         print_json(changes.as_dict())
         return

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from halsosamtal.core.auth import Operator
+from halsosamtal.access.dependencies import Operator
+from halsosamtal.core import clock
 from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import batch, service
@@ -34,7 +35,7 @@ async def plan_batch(
 ) -> PlanOut:
     """Preview a year's batch, per unit and month: invitations, expected bookings, capacity.
     Writes nothing; a run on the same day writes exactly this."""
-    return await service.plan_out(session, year, as_of or dt.date.today())
+    return await service.plan_out(session, year, as_of or clock.local_today())
 
 
 @router.post(
@@ -59,7 +60,9 @@ async def start_batch(
         batch_id = await batch.new_batch(session, body.year, actor=principal.name, as_of=body.as_of)
         return await service.get_batch(session, batch_id)
 
-    answer = await idempotent(session, request, principal, idempotency_key, body, start, status_code=202)
+    answer = await idempotent(
+        session, request, principal.client_id, idempotency_key, body, start, status_code=202
+    )
     if answer.status_code == 202:
         answer.headers["Location"] = f"/v1/batches/{orjson.loads(bytes(answer.body))['id']}"
     return answer

@@ -17,14 +17,11 @@ the register happens to hold one, and goes through the tax agency instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from halsosamtal.core.errors import DomainError
 from halsosamtal.messaging.sms import DEFAULT_MAX_SEGMENTS, fits_sms, sms_number
-
-if TYPE_CHECKING:
-    from halsosamtal.residents.models import Resident
+from halsosamtal.residents.contacts import Recipient
 
 Channel = Literal["digital_mailbox", "sms", "letter", "letter_protected"]
 ElectronicChannel = Literal["digital_mailbox", "sms"]
@@ -47,52 +44,6 @@ class Undeliverable(DomainError):
         self.reason: UndeliverableReason = reason
 
 
-def _present(value: str | None) -> bool:
-    return value is not None and value.strip() != ""
-
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """What delivery needs to know about a resident, and nothing more.
-
-    Personal fields are left out of ``repr`` so a recipient in a log line or a traceback shows
-    no personnummer, phone or address.
-    """
-
-    personnummer: str = field(repr=False)
-    language: str
-    protected_identity: bool
-    digital_mailbox: bool
-    phone: str | None = field(default=None, repr=False)
-    address_line: str | None = field(default=None, repr=False)
-    postal_code: str | None = field(default=None, repr=False)
-    city: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_resident(cls, resident: Resident) -> Recipient:
-        """The recipient for a resident row of the population register."""
-        return cls(
-            personnummer=resident.personnummer,
-            language=resident.language,
-            protected_identity=resident.protected_identity,
-            digital_mailbox=resident.digital_mailbox,
-            phone=resident.phone,
-            address_line=resident.address_line,
-            postal_code=resident.postal_code,
-            city=resident.city,
-        )
-
-    @property
-    def has_address(self) -> bool:
-        """True when every line a letter needs is there (street, postal code, city)."""
-        return _present(self.address_line) and _present(self.postal_code) and _present(self.city)
-
-    @property
-    def sms_number(self) -> str | None:
-        """The phone number in E.164 form when an SMS can reach it (a mobile), else None."""
-        return sms_number(self.phone)
-
-
 def choose_channel(
     recipient: Recipient,
     sms_text: str | None,
@@ -107,7 +58,9 @@ def choose_channel(
     only a letter is left and a resident without protected identity has no complete address.
     With ``prefer_sms`` (appointment reminders) SMS goes before the digital mailbox.
     """
-    sms_fits = sms_text is not None and recipient.sms_number is not None and fits_sms(sms_text, max_segments)
+    sms_fits = (
+        sms_text is not None and sms_number(recipient.phone) is not None and fits_sms(sms_text, max_segments)
+    )
     if prefer_sms and sms_fits:
         return "sms"
     if recipient.digital_mailbox:

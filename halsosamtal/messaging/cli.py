@@ -1,19 +1,20 @@
-"""``halsosamtal messages``: release, deliver, list failures, retry."""
+"""``halsosamtal messages``: deliver and list failures (release and retry are added by
+``halsosamtal.invitations.messages_cli``, which releases messages)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from halsosamtal.cli.common import console, fail, print_json, run_in_transaction, with_sessionmaker
-from halsosamtal.core import clock
-from halsosamtal.core.errors import DomainError
+from halsosamtal.core.cli import (
+    DryRun,
+    run_chunked,
+    run_in_transaction,
+)
+from halsosamtal.core.console import console, print_json
 from halsosamtal.core.settings import get_settings
 from halsosamtal.messaging import outbox
 from halsosamtal.messaging.models import CHANNELS
@@ -30,54 +31,25 @@ AsOf = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def run_chunked(work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
-    """Run ``work``, which commits chunk by chunk, on the CLI's database; a domain error is
-    printed and exits 1."""
-
-    async def go() -> T:
-        async with with_sessionmaker() as sessionmaker:
-            return await work(sessionmaker)
-
-    try:
-        return asyncio.run(go())
-    except DomainError as exc:
-        fail(exc.detail)
-
-
-def _day(as_of: dt.datetime | None) -> dt.date:
-    return as_of.date() if as_of else clock.local_today()
-
-
-@app.command("release")
-def release(as_of: AsOf = None, json_out: Json = False) -> None:
-    """Queue the messages whose send date has come: choose each one's channel and render its
-    text; invitation messages open their invitations. Safe to run again."""
-    day = _day(as_of)
-    result = run_chunked(lambda sm: outbox.release_due(sm, get_settings(), day, actor="cli"))
-    if json_out:
-        print_json(result.as_dict())
-        return
-    console.print(
-        f"release {day}: {result.queued} queued, {result.failed} failed (no channel), "
-        f"{result.opened} invitations opened, {result.cancelled} cancelled"
-    )
-    for error in result.template_errors:
-        console.print(f"[red]template error, messages left planned:[/red] {error}", highlight=False)
-    if result.template_errors:
-        raise typer.Exit(1)
-
-
 @app.command("deliver")
-def deliver(json_out: Json = False) -> None:
+def deliver(json_out: Json = False, dry_run: DryRun = False) -> None:
     """One delivery pass: send every due queued message (letters to the day's print file) and
     take over messages whose worker died mid-send."""
+    if dry_run:
+        due = run_in_transaction(outbox.due_for_delivery, dry_run=True)
+        if json_out:
+            print_json(due)
+            return
+        for channel, n in (due or {"any channel": 0}).items():
+            console.print(f"would deliver {n} on {channel}", highlight=False)
+        return
     report = run_chunked(lambda sm: outbox.deliver_due(sm, get_settings()))
     if json_out:
         print_json(report.as_dict())
         return
     console.print(
         f"delivery: {report.claimed} claimed, {report.sent} sent, {report.retried} to retry, "
-        f"{report.failed} failed, {report.cancelled} cancelled"
+        f"{report.failed} failed"
     )
     for path in report.print_files:
         console.print(f"print file {path}", highlight=False, soft_wrap=True)
@@ -114,12 +86,3 @@ def failed(
     console.print(table)
     if page.next_cursor:
         console.print(f"(more than {limit}; use --limit)")
-
-
-@app.command("retry")
-def retry(message_id: Annotated[int, typer.Argument(help="Id of a failed message.")]) -> None:
-    """Give a failed message one more try: queued again with its text, or released again when
-    it never had a channel (e.g. no_address, after the register was corrected)."""
-    out = run_in_transaction(lambda s: outbox.retry_message(s, get_settings(), message_id, actor="cli"))
-    detail = f" ({out.last_error})" if out.status == "failed" and out.last_error else ""
-    console.print(f"message {out.id}: {out.status}{detail}", highlight=False)

@@ -43,7 +43,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from halsosamtal.messaging.channels import Recipient
+from halsosamtal.residents.contacts import Recipient
 
 Route = Literal["address", "skatteverket_forwarding"]
 

@@ -1,18 +1,19 @@
-"""The message outbox: release due messages, deliver queued ones, list and retry failures.
+"""The message outbox: prepare and store messages, deliver queued ones, list and requeue failures.
+
+The messaging service knows messages, channels, templates, print files and the webhook; it
+knows no feature's tables. A feature writes its messages as planned rows and releases them
+(``halsosamtal.invitations.release`` chooses each one's channel and text with :func:`prepare`
+and stores it with :func:`store_renderings`); recipients' contact routes come from the register
+(``halsosamtal.residents.contacts``) when a message is delivered.
 
 A message's life (``messages.status``)::
 
     planned -> queued -> sending -> sent
                            sending -> queued again (retryable, after a backoff) or failed
     planned -> failed      (no channel reaches the resident, e.g. no_address)
-    planned or queued -> cancelled   (its invitation closed before it went out)
+    planned or queued -> cancelled   (what it was about closed before it went out: the feature
+                                      that closes it cancels its messages in the same change)
     failed -> queued       (an operator's retry; through release again if it never had a channel)
-
-**Release** (daily, and after reminders are created): every planned message whose send date has
-come and whose invitation is still planned or open gets its channel chosen and its text
-rendered, and becomes queued; an invitation message opens its invitation (planned -> open, with
-a history row) in the same transaction. Rows are taken in chunks with ``FOR UPDATE ... SKIP
-LOCKED``, so two workers releasing at once each take different rows and none is queued twice.
 
 **Delivery** (every minute): queued messages that are due are *claimed*: set to ``sending``
 with a lease (``next_attempt_at`` = now + ``delivery_lease_s``) and one more attempt, and the
@@ -34,10 +35,6 @@ per-day advisory lock, so concurrent writers never drop each other's letters and
 a crash gives the identical file (``letters.write_print_file`` then leaves it untouched). The
 print file of a day is complete at the end of that day; a pickup before then sees a file that
 may still grow. For a letter, ``sent`` means "in the print file".
-
-Timestamps written by a run for a given day (``as_of``) are "now, moved to that day" (see
-``moment``), so a run for a past or future day (the CLI's ``--as-of``) writes the dates that day
-would have written, and reminders counted from them fall on the right days.
 """
 
 from __future__ import annotations
@@ -49,36 +46,34 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import httpx
 from pydantic import BaseModel, Field
-from sqlalchemy import DateTime, bindparam, or_, select, text
+from sqlalchemy import DateTime, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from halsosamtal.core.clock import STOCKHOLM, day_bounds, moment
+from halsosamtal.core.clock import STOCKHOLM, day_bounds
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
 from halsosamtal.core.http import Page, decode_cursor, encode_cursor
 from halsosamtal.core.settings import Settings
-from halsosamtal.invitations.models import Invitation
-from halsosamtal.messaging.channels import Channel, Recipient, Undeliverable, choose_channel
+from halsosamtal.messaging.channels import Channel, Undeliverable, choose_channel
 from halsosamtal.messaging.letters import PrintedLetter, write_print_file
 from halsosamtal.messaging.models import CHANNELS, DeliveryAttempt, Message
 from halsosamtal.messaging.templates import (
     Form,
     MessageContext,
     MessageKind,
-    MessageTemplateError,
     RenderedMessage,
     render,
     resolve_language,
 )
 from halsosamtal.messaging.webhook import OutgoingMessage, WebhookGateway, backoff
-from halsosamtal.residents.models import Resident
-from halsosamtal.units.models import CareUnit
+from halsosamtal.residents import contacts
+from halsosamtal.residents.contacts import Recipient
 
 log = logging.getLogger("halsosamtal.messaging")
 
@@ -119,30 +114,6 @@ class MessageNotRetryable(Conflict):
 
 
 # --- Release ------------------------------------------------------------------------------------
-
-
-@dataclass
-class ReleaseResult:
-    """What a release did. ``template_errors``: distinct rendering problems; those messages stay
-    planned and are released by the next run once the template is fixed."""
-
-    queued: int = 0
-    failed: int = 0
-    opened: int = 0
-    cancelled: int = 0
-    template_errors: list[str] = field(default_factory=list)
-
-    def add(self, other: ReleaseResult) -> None:
-        self.queued += other.queued
-        self.failed += other.failed
-        self.opened += other.opened
-        self.cancelled += other.cancelled
-        for error in other.template_errors:
-            if error not in self.template_errors:
-                self.template_errors.append(error)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,13 +179,6 @@ def prepare(
     return Rendering("queued", channel, chosen.language, chosen.template, chosen.subject, chosen.body)
 
 
-_CANCEL_ORPHANED_PLANNED = text("""
-UPDATE messages m SET status = 'cancelled'
-FROM invitations i
-WHERE i.id = m.invitation_id AND m.status = 'planned' AND m.send_on <= :as_of
-  AND m.kind IN ('invitation', 'reminder') AND i.status NOT IN ('planned', 'open')
-""")
-
 _APPLY_RELEASE = text("""
 UPDATE messages m
 SET status = v.status, channel = v.channel, language = v.language, template = v.template,
@@ -227,129 +191,14 @@ FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:channels AS
 WHERE m.id = v.id AND m.status = 'planned'
 """)
 
-# The invitation's own message went out: planned -> open, with its history row.
-_OPEN_INVITATIONS = text("""
-WITH v AS (
-  SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:reasons AS text[])) AS v(id, reason)
-), opened AS (
-  UPDATE invitations i
-  SET status = 'open', sent_at = CAST(:at AS timestamptz), last_message_at = CAST(:at AS timestamptz),
-      updated_at = now()
-  FROM v WHERE i.id = v.id AND i.status = 'planned'
-  RETURNING i.id, v.reason
-)
-INSERT INTO invitation_events (invitation_id, from_status, to_status, at, reason, actor)
-SELECT id, 'planned', 'open', CAST(:at AS timestamptz), reason, :actor FROM opened
-""")
 
-_TOUCH_INVITATIONS = text("""
-UPDATE invitations
-SET last_message_at = GREATEST(last_message_at, CAST(:at AS timestamptz)), updated_at = now()
-WHERE id = ANY(CAST(:ids AS bigint[]))
-""")
-
-
-async def _select_for_release(
-    session: AsyncSession,
-    *,
-    as_of: date | None,
-    after: int = 0,
-    limit: int = RELEASE_CHUNK,
-    ids: Sequence[int] | None = None,
-    kinds: Sequence[str] | None = None,
-) -> Sequence[Any]:
-    """Planned messages, locked, for invitations that are still active (the booking kinds: for
-    any invitation); rows another worker holds are skipped."""
-    query = (
-        select(
-            Message.id,
-            Message.kind,
-            Message.sequence,
-            Message.invitation_id,
-            Message.appointment_at,
-            Message.previous_appointment_at,
-            Invitation.status.label("invitation_status"),
-            Invitation.year,
-            Invitation.age,
-            Invitation.valid_until,
-            CareUnit.name.label("unit_name"),
-            Resident,
-        )
-        .join(Invitation, Invitation.id == Message.invitation_id)
-        .join(Resident, Resident.id == Message.resident_id)
-        .join(CareUnit, CareUnit.id == Invitation.care_unit_id)
-        .where(
-            Message.status == "planned",
-            Message.id > after,
-            or_(
-                Message.kind.not_in(INVITATION_KINDS),
-                Invitation.status.in_(ACTIVE_INVITATION_STATUSES),
-            ),
-        )
-        .order_by(Message.id)
-        .limit(limit)
-        # Lock the invitation too: it changes in this transaction, and a decline or withdrawal
-        # (which locks the invitation, then its messages) then waits for us or is skipped,
-        # never deadlocks with us.
-        .with_for_update(of=[Message.__table__, Invitation.__table__], skip_locked=True)
-    )
-    if as_of is not None:
-        query = query.where(Message.send_on <= as_of)
-    if ids is not None:
-        query = query.where(Message.id.in_(list(ids)))
-    if kinds is not None:
-        query = query.where(Message.kind.in_(list(kinds)))
-    return (await session.execute(query)).all()
-
-
-async def _release_rows(
-    session: AsyncSession,
-    rows: Sequence[Any],
-    settings: Settings,
-    *,
-    at: datetime,
-    actor: str,
-) -> ReleaseResult:
-    """Render each selected message (Python), then store them all and open invitations (SQL)."""
-    result = ReleaseResult()
-    stored: list[tuple[int, Rendering]] = []
-    to_open: dict[int, str] = {}
-    touched: set[int] = set()
-    renderer = cached_renderer(settings)
-    for row in rows:
-        resident: Resident = row.Resident
-        context = MessageContext(
-            unit_name=row.unit_name,
-            year=row.year,
-            age=row.age,
-            valid_until=row.valid_until,
-            booking_url=settings.booking_url,
-            reminder_number=row.sequence if row.kind == "reminder" else None,
-            appointment_at=row.appointment_at,
-            previous_appointment_at=row.previous_appointment_at,
-        )
-        try:
-            rendering = prepare(
-                cast(MessageKind, row.kind), Recipient.from_resident(resident), context, settings, renderer
-            )
-        except MessageTemplateError as exc:
-            # A broken template is the deployment's fault, not the resident's: leave the message
-            # planned so the next release, after the fix, sends it; say so loudly meanwhile.
-            log.error("message %s not released: %s", row.id, exc)
-            if str(exc) not in result.template_errors:
-                result.template_errors.append(str(exc))
-            continue
-        stored.append((row.id, rendering))
-        if rendering.status == "failed":
-            result.failed += 1
-            continue
-        result.queued += 1
-        if row.invitation_id is not None:
-            touched.add(row.invitation_id)
-            if row.kind == "invitation" and row.invitation_status == "planned":
-                to_open[row.invitation_id] = f"invitation released ({rendering.channel})"
+async def store_renderings(
+    session: AsyncSession, stored: Sequence[tuple[int, Rendering]], *, at: datetime
+) -> None:
+    """Store prepared messages: each planned message becomes queued on its channel with its
+    text, or failed with the reason no channel reaches the resident."""
     if not stored:
-        return result
+        return
     await session.execute(
         _APPLY_RELEASE,
         {
@@ -364,85 +213,31 @@ async def _release_rows(
             "errors": [r.error for _, r in stored],
         },
     )
-    if to_open:
-        opened = await session.execute(
-            _OPEN_INVITATIONS,
-            {"at": at, "actor": actor, "ids": list(to_open), "reasons": list(to_open.values())},
+
+
+async def requeue_failed(session: AsyncSession, message_id: int) -> Message:
+    """Lock a failed message for a retry (404 ``message-not-found``, 409 ``message-not-failed``)
+    and, when it had a channel, queue it again as it is (same id, same text; its attempts are
+    kept, so this is one more try). One that never had a channel is made planned again, for the
+    caller to release anew. The caller has locked what the message belongs to first."""
+    message = await session.get(Message, message_id, with_for_update=True, populate_existing=True)
+    if message is None:
+        raise MessageNotFound(f"no message {message_id}")
+    if message.status != "failed":
+        raise MessageNotFailed(
+            f"message {message_id} is {message.status}; only a failed message can be retried",
+            status_now=message.status,
         )
-        result.opened = _rowcount(opened)
-    rest = touched - set(to_open)
-    if rest:
-        await session.execute(_TOUCH_INVITATIONS, {"at": at, "ids": sorted(rest)})
-    return result
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def release_chunk(
-    session: AsyncSession,
-    settings: Settings,
-    as_of: date,
-    *,
-    after: int = 0,
-    limit: int = RELEASE_CHUNK,
-    at: datetime | None = None,
-    actor: str = "worker",
-    kinds: Sequence[str] | None = None,
-) -> tuple[ReleaseResult, int | None]:
-    """Release up to ``limit`` due messages with ids above ``after`` in the caller's transaction.
-
-    Returns what it did and the last id it looked at (None when there was nothing left), which
-    the next chunk starts after: messages left planned by a template error are not retried in
-    the same run, and rows another worker holds are that worker's.
-    """
-    rows = await _select_for_release(session, as_of=as_of, after=after, limit=limit, kinds=kinds)
-    if not rows:
-        return ReleaseResult(), None
-    result = await _release_rows(session, rows, settings, at=at or moment(as_of), actor=actor)
-    return result, rows[-1].id
-
-
-async def release_due(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    as_of: date,
-    *,
-    chunk: int = RELEASE_CHUNK,
-    actor: str = "worker",
-    kinds: Sequence[str] | None = None,
-) -> ReleaseResult:
-    """Release every message due on ``as_of``, one transaction per chunk (jobs and the CLI).
-
-    First cancels due planned messages whose invitation has closed (booked, declined, ...) so
-    they do not wait for ever. Safe to run twice, or in two workers at once. ``kinds`` limits
-    the release to those message kinds (the minutely release of booking confirmations).
-    """
-    total = ReleaseResult()
-    at = moment(as_of)
-    async with session_scope(sessionmaker) as session:
-        total.cancelled = _rowcount(await session.execute(_CANCEL_ORPHANED_PLANNED, {"as_of": as_of}))
-    after = 0
-    while True:
-        async with session_scope(sessionmaker) as session:
-            result, last = await release_chunk(
-                session, settings, as_of, after=after, limit=chunk, at=at, actor=actor, kinds=kinds
-            )
-        if last is None:
-            break
-        total.add(result)
-        after = last
-    log.info(
-        "release as_of=%s queued=%s failed=%s opened=%s cancelled=%s template_errors=%s",
-        as_of,
-        total.queued,
-        total.failed,
-        total.opened,
-        total.cancelled,
-        len(total.template_errors),
+    await session.execute(
+        text(
+            "UPDATE messages SET status = CASE WHEN channel IS NULL THEN 'planned' ELSE 'queued' END, "
+            "next_attempt_at = NULL, last_error = CASE WHEN channel IS NULL THEN NULL ELSE last_error END "
+            "WHERE id = :id AND status = 'failed'"
+        ),
+        {"id": message_id},
     )
-    return total
+    await session.refresh(message)
+    return message
 
 
 # --- Delivery -----------------------------------------------------------------------------------
@@ -456,7 +251,6 @@ class DeliveryReport:
     sent: int = 0
     retried: int = 0
     failed: int = 0
-    cancelled: int = 0
     print_files: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -490,15 +284,12 @@ class Outcome:
     delay_s: float = 0.0
 
 
-# Queued messages whose invitation closed meanwhile (booked, declined, ...) are cancelled, the
-# others are claimed: 'sending', one more attempt, and a lease until another pass may take them
-# over. A message left 'sending' by a dead worker is claimed again once its lease ran out.
+# Due messages are claimed: 'sending', one more attempt, and a lease until another pass may take
+# them over. A message left 'sending' by a dead worker is claimed again once its lease ran out.
+# (A message whose invitation closed meanwhile was cancelled by the change that closed it.)
 _CLAIM = text("""
 WITH due AS (
-  SELECT m.id,
-         m.status = 'queued' AND m.kind IN ('invitation', 'reminder')
-           AND i.status IS NOT NULL AND i.status NOT IN ('planned', 'open') AS stale
-  FROM messages m LEFT JOIN invitations i ON i.id = m.invitation_id
+  SELECT m.id FROM messages m
   WHERE ((m.status = 'queued' AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= now()))
          OR (m.status = 'sending' AND m.next_attempt_at <= now()))
     AND (m.channel IN ('letter', 'letter_protected')) = :letters
@@ -507,15 +298,14 @@ WITH due AS (
   FOR UPDATE OF m SKIP LOCKED
 )
 UPDATE messages m
-SET status = CASE WHEN due.stale THEN 'cancelled' ELSE 'sending' END,
-    attempts = m.attempts + CASE WHEN due.stale THEN 0 ELSE 1 END,
-    next_attempt_at = CASE WHEN due.stale THEN NULL
-                           ELSE now() + make_interval(secs => :lease) END,
+SET status = 'sending',
+    attempts = m.attempts + 1,
+    next_attempt_at = now() + make_interval(secs => :lease),
     -- A letter's print day is fixed at its first claim and kept when the claim is taken over.
-    sent_at = CASE WHEN NOT due.stale AND m.channel IN ('letter', 'letter_protected')
-                   THEN coalesce(m.sent_at, now()) ELSE m.sent_at END
+    sent_at = CASE WHEN m.channel IN ('letter', 'letter_protected') THEN coalesce(m.sent_at, now())
+                   ELSE m.sent_at END
 FROM due WHERE m.id = due.id
-RETURNING m.id, m.kind, m.channel, m.language, m.subject, m.body, m.attempts, m.sent_at, m.status
+RETURNING m.id, m.kind, m.channel, m.language, m.subject, m.body, m.attempts, m.sent_at
 """)
 
 _APPLY_OUTCOMES = text("""
@@ -539,32 +329,23 @@ INSERT INTO delivery_attempts (message_id, gateway, outcome, http_status, error)
 SELECT v.id, v.gateway, v.outcome, v.http_status, v.error FROM v
 """)
 
-_GATHER_LETTERS = (
-    select(Message.id, Message.subject, Message.body, Resident)
-    .join(Resident, Resident.id == Message.resident_id)
-    .where(
-        Message.channel.in_(LETTER_CHANNELS),
-        Message.status.in_(("sending", "sent")),
-        Message.sent_at >= bindparam("start", type_=DateTime(timezone=True)),
-        Message.sent_at < bindparam("end", type_=DateTime(timezone=True)),
-    )
+_GATHER_LETTERS = select(Message.id, Message.subject, Message.body, Message.resident_id).where(
+    Message.channel.in_(LETTER_CHANNELS),
+    Message.status.in_(("sending", "sent")),
+    Message.sent_at >= bindparam("start", type_=DateTime(timezone=True)),
+    Message.sent_at < bindparam("end", type_=DateTime(timezone=True)),
 )
 
 
-async def claim(
-    session: AsyncSession, *, letters: bool, limit: int, lease_s: int
-) -> tuple[list[Claimed], int]:
-    """Claim due messages (letters or electronic ones); returns them and how many were
-    cancelled because their invitation had closed."""
+async def claim(session: AsyncSession, *, letters: bool, limit: int, lease_s: int) -> list[Claimed]:
+    """Claim due messages (letters or electronic ones)."""
     rows = (
         await session.execute(_CLAIM, {"letters": letters, "limit": limit, "lease": float(lease_s)})
     ).all()
-    claimed = [
+    return [
         Claimed(r.id, r.kind, r.channel, r.language or "sv", r.subject, r.body, r.attempts, r.sent_at)
         for r in rows
-        if r.status == "sending"
     ]
-    return claimed, sum(1 for r in rows if r.status == "cancelled")
 
 
 async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome]) -> None:
@@ -586,12 +367,14 @@ async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome]) ->
 
 
 async def _recipients(session: AsyncSession, message_ids: Sequence[int]) -> dict[int, Recipient]:
-    rows = await session.execute(
-        select(Message.id, Resident)
-        .join(Resident, Resident.id == Message.resident_id)
-        .where(Message.id.in_(list(message_ids)))
-    )
-    return {r.id: Recipient.from_resident(r.Resident) for r in rows}
+    """Each message's recipient, from the register as it is now (by message id)."""
+    rows = (
+        await session.execute(
+            select(Message.id, Message.resident_id).where(Message.id.in_(list(message_ids)))
+        )
+    ).all()
+    found = await contacts.recipients(session, (r.resident_id for r in rows))
+    return {r.id: found[r.resident_id] for r in rows if r.resident_id in found}
 
 
 def _failure(
@@ -682,11 +465,14 @@ async def _write_letters(
                 {"cls": _LETTERS_LOCK_CLASS, "obj": day.toordinal()},
             )
             start, end = day_bounds(day)
-            rows = await session.execute(_GATHER_LETTERS, {"start": start, "end": end})
+            rows = (await session.execute(_GATHER_LETTERS, {"start": start, "end": end})).all()
+            found = await contacts.recipients(session, (r.resident_id for r in rows))
             letters: list[PrintedLetter] = []
             refused: set[int] = set()
             for row in rows:
-                recipient = Recipient.from_resident(row.Resident)
+                recipient = found.get(row.resident_id)
+                if recipient is None:
+                    continue  # not in the register: the claimed ones fail below
                 try:
                     letters.append(
                         PrintedLetter.for_recipient(str(row.id), recipient, row.subject or "", row.body or "")
@@ -758,6 +544,19 @@ def _tally(report: DeliveryReport, outcomes: Sequence[Outcome]) -> None:
             report.failed += 1
 
 
+async def due_for_delivery(session: AsyncSession) -> dict[str, int]:
+    """What a delivery pass would send now, without claiming anything: due messages per channel."""
+    rows = await session.execute(
+        text("""
+SELECT m.channel, count(*) AS n FROM messages m
+WHERE (m.status = 'queued' AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= now()))
+   OR (m.status = 'sending' AND m.next_attempt_at <= now())
+GROUP BY m.channel ORDER BY m.channel
+""")
+    )
+    return {str(r.channel): int(r.n) for r in rows}
+
+
 async def deliver_due(
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -776,7 +575,7 @@ async def deliver_due(
         for letters in (True, False):
             while deadline is None or time.monotonic() < deadline:
                 async with session_scope(sessionmaker) as session:
-                    claimed, cancelled = await claim(
+                    claimed = await claim(
                         session,
                         letters=letters,
                         limit=letter_chunk if letters else chunk,
@@ -786,10 +585,7 @@ async def deliver_due(
                         await _recipients(session, [c.id for c in claimed]) if claimed and not letters else {}
                     )
                 report.claimed += len(claimed)
-                report.cancelled += cancelled
                 if not claimed:
-                    if cancelled:
-                        continue
                     break
                 if letters:
                     outcomes = await _write_letters(sessionmaker, settings, claimed, report)
@@ -801,13 +597,13 @@ async def deliver_due(
     finally:
         if gateway is not None:
             await gateway.aclose()
-    log.info(
-        "delivery claimed=%s sent=%s retried=%s failed=%s cancelled=%s",
+    log.log(
+        logging.INFO if report.claimed else logging.DEBUG,
+        "delivery claimed=%s sent=%s retried=%s failed=%s",
         report.claimed,
         report.sent,
         report.retried,
         report.failed,
-        report.cancelled,
     )
     return report
 
@@ -905,67 +701,3 @@ async def list_failed(
     items = [_message_out(r.Message, r.last_attempt_at) for r in rows[:limit]]
     next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
     return Page[MessageOut](items=items, next_cursor=next_cursor)
-
-
-async def retry_message(
-    session: AsyncSession, settings: Settings, message_id: int, *, actor: str
-) -> MessageOut:
-    """Give a failed message one more try.
-
-    A message that failed in delivery is queued again as it is (same id, same text; its attempts
-    are kept, so this is one more try). A message that never had a channel (nobody could be
-    reached at release, e.g. ``no_address``) goes through release again now, with the register
-    as it is today: it is queued, or fails again with the reason (or stays planned, for the next
-    release, if its template cannot be rendered). 404 for an unknown id, 409
-    ``message-not-failed`` unless it failed, 409 ``message-not-retryable`` when its invitation
-    has closed (declined, withdrawn, ...).
-    """
-    invitation_id = (
-        await session.execute(select(Message.invitation_id).where(Message.id == message_id))
-    ).first()
-    if invitation_id is None:
-        raise MessageNotFound(f"no message {message_id}")
-    # Lock the invitation before the message, in the order decline and withdrawal lock them.
-    invitation_status = None
-    if invitation_id[0] is not None:
-        invitation_status = (
-            await session.execute(
-                select(Invitation.status).where(Invitation.id == invitation_id[0]).with_for_update()
-            )
-        ).scalar_one()
-    message = await session.get(Message, message_id, with_for_update=True, populate_existing=True)
-    assert message is not None  # messages are never deleted
-    if message.status != "failed":
-        raise MessageNotFailed(
-            f"message {message_id} is {message.status}; only a failed message can be retried",
-            status_now=message.status,
-        )
-    if (
-        message.kind in INVITATION_KINDS
-        and invitation_status is not None
-        and invitation_status not in ACTIVE_INVITATION_STATUSES
-    ):
-        raise MessageNotRetryable(
-            f"message {message_id} belongs to an invitation that is {invitation_status}",
-            invitation_status=invitation_status,
-        )
-    if message.channel is not None:
-        await session.execute(
-            text(
-                "UPDATE messages SET status = 'queued', next_attempt_at = NULL "
-                "WHERE id = :id AND status = 'failed'"
-            ),
-            {"id": message_id},
-        )
-    else:
-        await session.execute(
-            text(
-                "UPDATE messages SET status = 'planned', last_error = NULL "
-                "WHERE id = :id AND status = 'failed'"
-            ),
-            {"id": message_id},
-        )
-        rows = await _select_for_release(session, as_of=None, ids=[message_id])
-        await _release_rows(session, rows, settings, at=datetime.now(UTC), actor=actor)
-    log.info("message %s retried by %s", message_id, actor)
-    return await get_message(session, message_id)

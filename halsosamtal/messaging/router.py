@@ -1,14 +1,14 @@
-"""Operators' view of the outbox: failed messages, and retrying one."""
+"""Operators' view of the outbox: failed messages (retrying one is invitations': it may release
+the message anew)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query
 
-from halsosamtal.core.auth import Operator
-from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
-from halsosamtal.core.idempotency import IdempotencyKey, idempotent
+from halsosamtal.access.dependencies import Operator
+from halsosamtal.core.http import Page, Session, problem_responses
 from halsosamtal.messaging import outbox
 from halsosamtal.messaging.channels import Channel
 from halsosamtal.messaging.outbox import MessageOut
@@ -38,33 +38,3 @@ async def list_failed_messages(
     refusal by the gateway, or because no channel reaches the resident (`last_error`
     `no_address`). Texts and addresses are not shown."""
     return await outbox.list_failed(session, kind=kind, channel=channel, limit=limit, cursor=cursor)
-
-
-@router.post(
-    "/{message_id}/retry",
-    operation_id="retry_message",
-    response_model=MessageOut,
-    responses=problem_responses(401, 403, 404, 409, 422),
-)
-async def retry_message(
-    message_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    request: Request,
-    session: Session,
-    principal: Operator,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    """Give a failed message one more try (same id, so the gateway still sends it at most once).
-
-    A message that failed in delivery is queued again with its text; one that never had a
-    channel goes through release again with today's register data, and is queued or fails
-    again with its reason. 409 `message-not-failed` unless it failed; 409
-    `message-not-retryable` when its invitation has closed (declined, withdrawn, expired)."""
-    settings = request.app.state.settings
-    return await idempotent(
-        session,
-        request,
-        principal,
-        idempotency_key,
-        None,
-        lambda: outbox.retry_message(session, settings, message_id, actor=principal.name),
-    )

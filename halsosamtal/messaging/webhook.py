@@ -36,8 +36,10 @@ from typing import Literal
 import httpx
 import orjson
 
-from halsosamtal.messaging.channels import ElectronicChannel, Recipient, Undeliverable
+from halsosamtal.messaging.channels import ElectronicChannel, Undeliverable
+from halsosamtal.messaging.sms import sms_number
 from halsosamtal.messaging.templates import Language, MessageKind, RenderedMessage
+from halsosamtal.residents.contacts import Recipient
 
 log = logging.getLogger("halsosamtal.messaging")
 
@@ -191,7 +193,7 @@ class OutgoingMessage:
         if self.channel == "sms":
             if self.subject is not None:
                 raise ValueError("an SMS has no subject")
-            if self.recipient.sms_number is None:
+            if sms_number(self.recipient.phone) is None:
                 raise Undeliverable("no_phone", "the resident has no number an SMS can reach")
         elif self.channel == "digital_mailbox":
             if not self.subject:
@@ -223,7 +225,7 @@ class OutgoingMessage:
     def contact(self) -> dict[str, str]:
         """The recipient's contact for this channel, and nothing else."""
         if self.channel == "sms":
-            number = self.recipient.sms_number
+            number = sms_number(self.recipient.phone)
             assert number is not None  # checked in __post_init__
             return {"phone": number}
         return {"personnummer": self.recipient.personnummer}

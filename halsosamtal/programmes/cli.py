@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.cli.common import console, fail, print_json, run_in_transaction
+from halsosamtal.core.cli import DryRun, run_in_transaction
+from halsosamtal.core.console import console, fail, print_json
 from halsosamtal.programmes import service
 from halsosamtal.programmes.schemas import ProgrammeRules, ProgrammeYearOut
 
@@ -44,6 +45,7 @@ def set_(
     expected_uptake: Annotated[Decimal | None, typer.Option(help="Share expected to book (0-1].")] = None,
     booking_lead_days: Annotated[int | None, typer.Option(help="Minimum days ahead to book.")] = None,
     appointment_reminder_days: Annotated[int | None, typer.Option(help="Days before the talk.")] = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Create or change one year's rules. Options left out keep the year's current value
     (or the default, for a new year). Other years are never touched."""
@@ -72,8 +74,13 @@ def set_(
             fail(problems)
         return await service.set_year(session, year, rules, actor="cli")
 
-    out, created = run_in_transaction(work)
-    console.print(f"programme {year} {'created' if created else 'saved'}")
+    out, created = run_in_transaction(work, dry_run=dry_run)
+    verb = (
+        ("would be created" if created else "would be saved")
+        if dry_run
+        else ("created" if created else "saved")
+    )
+    console.print(f"programme {year} {verb}")
     _show(out)
 
 

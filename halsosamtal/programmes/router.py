@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from halsosamtal.core.auth import Operator
+from halsosamtal.access.dependencies import Operator
 from halsosamtal.core.http import Session, problem_responses
 from halsosamtal.programmes import service
 from halsosamtal.programmes.schemas import ProgrammeRevisionOut, ProgrammeRules, ProgrammeYearOut

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -17,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.cli.common import console, err_console, fail, run_in_transaction
-from halsosamtal.cli.groups import import_app
-from halsosamtal.core.imports import RejectReport
+from halsosamtal.core.cli import DryRun, import_app, run_in_transaction
+from halsosamtal.core.console import console, err_console, fail
+from halsosamtal.core.imports import RejectReport, UnreadableFile, read_text
 from halsosamtal.core.settings import get_settings
 from halsosamtal.reports import cni, export, html, outcomes, participation, reimbursement
 from halsosamtal.reports.schemas import (
@@ -234,10 +235,13 @@ def summary_command(
 def close_command(
     year: Annotated[int, typer.Option(help="Calendar year of the month.")],
     month: Annotated[int, typer.Option(min=1, max=12, help="The month to close.")],
+    dry_run: DryRun = False,
 ) -> None:
     """Close (report) a month of the reimbursement statement once it has ended: from then on it
     never changes. Months close in order."""
-    closed = run_in_transaction(lambda s: reimbursement.close_month(s, year, month, actor="cli"))
+    closed = run_in_transaction(
+        lambda s: reimbursement.close_month(s, year, month, actor="cli"), dry_run=dry_run
+    )
     console.print(
         f"closed {closed.month}: {closed.lines} lines, {closed.total:.2f} SEK (digest {closed.digest[:12]})",
         highlight=False,
@@ -250,15 +254,20 @@ def import_cni_command(
     rejects: Annotated[
         Path | None, typer.Option(help="Where to write the reject report (default: FILE.rejects.csv)")
     ] = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Replace the Care Need Index table (per DeSO area). Bad rows go to the reject report and
     give exit status 2; then areas missing from the file are kept."""
 
-    async def work(session: AsyncSession) -> CniImportSummary:
-        with file.open(encoding="utf-8-sig", newline="") as f:
-            return await cni.import_cni(session, f)
+    try:
+        text = read_text(file)
+    except UnreadableFile as exc:
+        fail(str(exc))
 
-    summary = run_in_transaction(work)
+    async def work(session: AsyncSession) -> CniImportSummary:
+        return await cni.import_cni(session, io.StringIO(text, newline=""))
+
+    summary = run_in_transaction(work, dry_run=dry_run)
     console.print(
         f"rows {summary.rows}: inserted {summary.inserted}, updated {summary.updated}, "
         f"unchanged {summary.unchanged}, removed {summary.removed}, rejected {summary.rejected}"

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from halsosamtal.core.auth import Operator
+from halsosamtal.access.dependencies import Operator
 from halsosamtal.core.errors import InvalidInput
 from halsosamtal.core.http import Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
@@ -186,7 +186,7 @@ async def close_reimbursement_month(
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         body,
         lambda: reimbursement.close_month(session, body.year, body.month, actor=principal.name),

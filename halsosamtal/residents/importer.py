@@ -47,11 +47,11 @@ from typing import Any
 from sqlalchemy import func, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from halsosamtal.core import clock
 from halsosamtal.core.database import raw_connection
 from halsosamtal.core.errors import InvalidInput
-from halsosamtal.core.imports import ImportSummary, Reject
+from halsosamtal.core.imports import ImportSummary, RegisterImport, Reject
 from halsosamtal.residents.columns import RESIDENT_COLUMNS
-from halsosamtal.residents.models import RegisterImport
 from halsosamtal.units.models import HSA_ID_PATTERN
 
 log = logging.getLogger(__name__)
@@ -1167,8 +1167,11 @@ async def _foreign_key_triggers_off(session: AsyncSession) -> str | None:
 
 async def _check_as_of(session: AsyncSession, as_of: dt.date) -> None:
     """Extracts must come in date order, or listing periods would end before they start."""
-    if as_of > dt.date.today() + dt.timedelta(days=1):
-        raise InvalidInput(f"as_of {as_of} is in the future; give the date of the extract")
+    if as_of > clock.local_today():
+        raise InvalidInput(
+            f"as_of {as_of} is after today ({clock.local_today()} in Sweden); give the date of the extract",
+            field="as_of",
+        )
     latest = (
         await session.execute(text("SELECT max(as_of) FROM register_imports WHERE kind = 'residents'"))
     ).scalar_one()

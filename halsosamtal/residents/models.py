@@ -1,19 +1,16 @@
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
     Date,
-    DateTime,
     ForeignKey,
     Index,
-    Integer,
     PrimaryKeyConstraint,
     Text,
-    func,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -102,25 +99,3 @@ class ListingPeriod(Base):
     care_unit_id: Mapped[int] = mapped_column(ForeignKey("care_units.id", ondelete="RESTRICT"))
     listed_from: Mapped[date] = mapped_column(Date)
     listed_to: Mapped[date | None] = mapped_column(Date, comment="Exclusive; NULL while listed")
-
-
-class RegisterImport(Base):
-    """One run of a register import: what came in and what it did, for the operators' record."""
-
-    __tablename__ = "register_imports"
-    __table_args__ = (CheckConstraint("kind IN ('residents', 'care_units')", name="kind"),)
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(Text, comment="File name or 'api'")
-    as_of: Mapped[date] = mapped_column(Date, comment="Date of the register extract")
-    snapshot: Mapped[bool] = mapped_column(Boolean, default=False)
-    actor: Mapped[str] = mapped_column(Text, comment="API client name or 'cli'")
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    rows_total: Mapped[int] = mapped_column(Integer, default=0)
-    inserted: Mapped[int] = mapped_column(Integer, default=0)
-    updated: Mapped[int] = mapped_column(Integer, default=0)
-    unchanged: Mapped[int] = mapped_column(Integer, default=0)
-    rejected: Mapped[int] = mapped_column(Integer, default=0)
-    moved_out: Mapped[int] = mapped_column(Integer, default=0)

@@ -21,6 +21,8 @@ from stdnum.exceptions import ValidationError
 from stdnum.se import personnummer as stdnum_pnr
 from stdnum.util import isdigits
 
+from halsosamtal.core import clock
+
 
 class InvalidPersonnummer(ValueError):
     """The value is not a valid personnummer or samordningsnummer; ``reason`` says why."""
@@ -41,7 +43,7 @@ class Identity:
 
 def parse(value: str, *, reference: dt.date | None = None) -> Identity:
     """Validate ``value`` (10 or 12 digits, with or without '-' or '+') and return its identity."""
-    reference = reference or dt.date.today()
+    reference = reference or clock.local_today()
     number = stdnum_pnr.compact(value)  # YYMMDD-NNNC / YYYYMMDD-NNNC, separator kept
     if len(number) not in (11, 13):
         raise InvalidPersonnummer("must have 10 or 12 digits")

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
+from halsosamtal.access.dependencies import require
 from halsosamtal.access.schemas import Principal
-from halsosamtal.core.auth import require
 from halsosamtal.core.http import MAX_ID, Session, problem_responses
 from halsosamtal.core.idempotency import Answer, IdempotencyKey, idempotent
 from halsosamtal.results import service
@@ -60,7 +60,7 @@ async def post_result(
 ) -> Response:
     """Post a health talk's result (see the description)."""
     return await idempotent(
-        session, request, principal, idempotency_key, body, lambda: _post(session, body, principal)
+        session, request, principal.client_id, idempotency_key, body, lambda: _post(session, body, principal)
     )
 
 
@@ -89,7 +89,7 @@ async def retract_result(
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         body,
         lambda: service.retract(session, result_id, principal, reason=body.reason),

@@ -36,7 +36,7 @@ from halsosamtal.access.schemas import Principal
 from halsosamtal.booking import service as booking
 from halsosamtal.core import clock
 from halsosamtal.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from halsosamtal.invitations import lifecycle
+from halsosamtal.invitations import lifecycle, validity
 from halsosamtal.invitations.lifecycle import InvitationClosed, InvitationNotFound, NoInvitation
 from halsosamtal.residents.lookup import requested_personnummer
 from halsosamtal.results import habits, ranges
@@ -232,10 +232,10 @@ def _check_held_at(body: ResultIn, target: _Target) -> None:
     if held > clock.now() + CLOCK_SKEW:
         raise InvalidInput("held_at is in the future", field="held_at")
     day = clock.local(held).date()
-    if day < date(target.year, 1, 1) or day > target.valid_until:
+    if not validity.within(day, target.year, target.valid_until):
         raise InvalidInput(
             f"held_at ({day.isoformat()}) is outside the invitation's programme year "
-            f"{target.year}-01-01 .. {target.valid_until.isoformat()}",
+            f"{validity.describe(target.year, target.valid_until)}",
             field="held_at",
         )
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Path
 
+from halsosamtal.access.dependencies import require
 from halsosamtal.access.schemas import Principal
-from halsosamtal.core.auth import require
 from halsosamtal.core.http import Session
 from halsosamtal.units.models import HSA_ID_PATTERN, CareUnit
 from halsosamtal.units.service import get_unit

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.cli.common import console, err_console, run_in_transaction
-from halsosamtal.cli.groups import import_app
-from halsosamtal.core.imports import ImportSummary, RejectReport
+from halsosamtal.core.cli import DryRun, import_app, run_in_transaction
+from halsosamtal.core.console import console, err_console, fail
+from halsosamtal.core.imports import ImportSummary, RejectReport, UnreadableFile, read_text
 from halsosamtal.units import service
 
 
@@ -39,14 +41,21 @@ def import_care_units(
         Path | None,
         typer.Option(help="Where to write the reject report (default: FILE.rejects.csv)"),
     ] = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Upsert care units by HSA-id. Bad rows go to the reject report; exit status 2 if any."""
 
-    async def work(session):  # type: ignore[no-untyped-def]
-        with file.open(encoding="utf-8-sig", newline="") as f:
-            return await service.import_care_units(session, f, source=file.name, actor="cli")
+    try:
+        text = read_text(file)
+    except UnreadableFile as exc:
+        fail(str(exc))
 
-    summary = run_in_transaction(work)
+    async def work(session: AsyncSession) -> ImportSummary:
+        return await service.import_care_units(
+            session, io.StringIO(text, newline=""), source=file.name, actor="cli"
+        )
+
+    summary = run_in_transaction(work, dry_run=dry_run)
     print_summary(summary, rejects or file.with_suffix(".rejects.csv"))
     if summary.rejected:
         raise typer.Exit(2)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from halsosamtal.core.auth import Operator
+from halsosamtal.access.dependencies import Operator
 from halsosamtal.core.errors import InvalidInput
 from halsosamtal.core.http import Session, problem_responses
 from halsosamtal.core.imports import ImportSummary

@@ -13,9 +13,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.access.schemas import Principal
+from halsosamtal.core import clock
 from halsosamtal.core.errors import Forbidden, InvalidInput, NotFound
-from halsosamtal.core.imports import ImportSummary, RejectReport, parse_bool
-from halsosamtal.residents.models import RegisterImport
+from halsosamtal.core.imports import ImportSummary, RegisterImport, RejectReport, parse_bool
 from halsosamtal.units.columns import CARE_UNIT_COLUMNS
 from halsosamtal.units.models import CareUnit
 from halsosamtal.units.schemas import CareUnitOut, CareUnitRow, CareUnitUpdate
@@ -125,7 +125,7 @@ async def import_care_units(
     record = RegisterImport(
         kind="care_units",
         source=source,
-        as_of=as_of or date.today(),
+        as_of=as_of or clock.local_today(),
         snapshot=False,
         actor=actor,
         finished_at=func.now(),
@@ -191,3 +191,21 @@ async def update_unit(session: AsyncSession, hsa_id: str, change: CareUnitUpdate
     if unit is None:
         raise NotFound(f"no care unit with HSA-id {hsa_id}")
     return _out(unit)
+
+
+async def ids_by_hsa(session: AsyncSession, hsa_ids: Iterable[str]) -> dict[str, int]:
+    """The ids of the units with these HSA-ids (those that exist)."""
+    wanted = list(dict.fromkeys(hsa_ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(select(CareUnit.hsa_id, CareUnit.id).where(CareUnit.hsa_id.in_(wanted)))
+    return {hsa: uid for hsa, uid in rows}
+
+
+async def hsa_by_id(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
+    """The HSA-ids of the units with these ids."""
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = await session.execute(select(CareUnit.id, CareUnit.hsa_id).where(CareUnit.id.in_(wanted)))
+    return {uid: hsa for uid, hsa in rows}

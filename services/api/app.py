@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
 from halsosamtal.core.http import install_error_handlers
 from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import Resources, open_resources
 from halsosamtal.core.settings import Settings, get_settings
 from services.api import health
+from services.api.docs import install_docs
 from services.api.routers import ROUTERS
 
 DESCRIPTION = """
@@ -59,8 +61,12 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by install_docs from the API's own assets, not FastAPI's CDN-backed pages.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(health.router)
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")

@@ -12,18 +12,37 @@ from zoneinfo import ZoneInfo
 
 from arq import cron
 
+import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
 from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import WORKER_HEARTBEAT_KEY, open_resources, redis_settings
 from halsosamtal.core.settings import get_settings
 from services.worker.jobs import CRON_JOBS, FUNCTIONS
 
+ROUTINE_JOBS = ("heartbeat", "start_queued_batches", "release_confirmations", "deliver_messages")
+"""Sweeps that run every few seconds or every minute; they log a line themselves when they did
+something, and arq's own start and end lines for them (and its half-minutely 'recording
+health' line) are left out of the log."""
+
+
+class QuietRoutineJobs(logging.Filter):
+    """Drops arq's INFO lines about the routine sweeps (a third of all lines otherwise);
+    their warnings and errors pass."""
+
+    _marks = tuple(f"cron:{name}" for name in ROUTINE_JOBS)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        return not (message.startswith("recording health") or any(mark in message for mark in self._marks))
+
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     configure_logging(settings)
-    # arq's CLI gives its logger a handler of its own; send its lines through the root handler
-    # instead, once, and through the filter that masks personal numbers.
-    logging.getLogger("arq").handlers.clear()
+    arq_worker_log = logging.getLogger("arq.worker")
+    if not any(isinstance(f, QuietRoutineJobs) for f in arq_worker_log.filters):
+        arq_worker_log.addFilter(QuietRoutineJobs())
     # Refuses to start (SchemaOutOfDate) when the database is not migrated.
     ctx["resources"] = await open_resources(settings, application_name="halsosamtal-worker")
 

@@ -33,7 +33,8 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 
 async def cli(*args: str) -> tuple[int, str]:
     result = await asyncio.to_thread(CliRunner().invoke, root, ["slots", *args])
-    return result.exit_code, result.output
+    # stdout only on success (stderr names the database used); the error too on failure
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
 WEEK = ("--first-day", "2027-05-03", "--last-day", "2027-05-09")

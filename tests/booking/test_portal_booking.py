@@ -7,7 +7,8 @@ import datetime as dt
 
 import httpx
 
-from halsosamtal.messaging.outbox import CONFIRMATION_KINDS, release_due
+from halsosamtal.invitations.release import release_due
+from halsosamtal.messaging.outbox import CONFIRMATION_KINDS
 from tests.booking.support import (
     SM,
     MakeUnit,
@@ -418,3 +419,39 @@ async def test_two_residents_swapping_times_at_once_neither_deadlocks_nor_double
     rows = await fetch(sessionmaker, "SELECT slot_id FROM appointments ORDER BY id")
     assert [r.slot_id for r in rows] == [a, b]
     await assert_slots_agree_with_appointments(sessionmaker)
+
+
+async def test_only_times_within_the_invitations_programme_year_are_offered_or_booked(
+    api: httpx.AsyncClient, make_unit: MakeUnit, make_key: KeyMaker, sessionmaker: SM
+) -> None:
+    """A resident with next year's invitation, still planned, may not book a time this December:
+    its unit could never report that talk (a result must be held within the invitation's year)."""
+    from halsosamtal.core.clock import local_today
+    from tests.messaging.factories import make_invitation, resident
+
+    next_year = local_today().year + 1
+    await make_year(sessionmaker, next_year, valid_until=dt.date(next_year + 1, 3, 31))
+    where = await centre(make_unit, make_key)
+    portal = await make_key("portal")
+    person = await resident(sessionmaker, where.unit.id)
+    invitation_id, _ = await make_invitation(
+        sessionmaker,
+        person,
+        where.unit.id,
+        year=next_year,
+        send_on=dt.date(next_year, 1, 5),
+        valid_until=dt.date(next_year + 1, 3, 31),
+    )
+    december = f"{next_year - 1}-12-30T09:00:00+01:00"
+    january = f"{next_year}-01-12T09:00:00+01:00"
+    before, inside = (await publish(api, where, december))[0], (await publish(api, where, january))[0]
+    who = {"personnummer": person.personnummer, "invitation_id": invitation_id}
+
+    found = await api.post(SEARCH, json=who, headers=portal)
+    assert found.status_code == 200, found.text
+    assert [s["id"] for s in found.json()["items"]] == [inside]
+    refused = await api.post(BOOK, json={**who, "slot_id": before}, headers=portal)
+    assert (refused.status_code, refused.json()["code"]) == (422, "slot-before-valid-from"), refused.text
+    assert f"{next_year}-01-01" in refused.json()["detail"]
+    booked = await api.post(BOOK, json={**who, "slot_id": inside}, headers=portal)
+    assert booked.status_code == 201, booked.text

@@ -139,7 +139,13 @@ async def test_the_reminder_job_runs_for_the_given_day(
     assert result["created"] == 1
     assert result["release"]["queued"] == 1
     assert (await send_reminders(ctx, day(28).isoformat()))["created"] == 0
-    assert {f.name for f in FUNCTIONS} == {"send_reminders", "expire_invitations", "withdraw_invitations"}
+    assert {f.name for f in FUNCTIONS} == {
+        "release_messages",
+        "release_confirmations",
+        "send_reminders",
+        "expire_invitations",
+        "withdraw_invitations",
+    }
     assert all(c.unique and c.timeout_s for c in CRON_JOBS)
 
 

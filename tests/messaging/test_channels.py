@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from halsosamtal.messaging.channels import Recipient, Undeliverable, choose_channel
+from halsosamtal.messaging.channels import Undeliverable, choose_channel
+from halsosamtal.residents.contacts import Recipient
 from halsosamtal.residents.models import Resident
 from tests.factories import personnummer
 

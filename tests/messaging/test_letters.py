@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from halsosamtal.messaging.channels import Recipient
 from halsosamtal.messaging.letters import (
     COLUMNS,
     AddressOnProtectedLetter,
@@ -21,6 +20,7 @@ from halsosamtal.messaging.letters import (
     print_file_content,
     write_print_file,
 )
+from halsosamtal.residents.contacts import Recipient
 from tests.factories import personnummer
 
 DAY = dt.date(2027, 3, 3)

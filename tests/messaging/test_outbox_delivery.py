@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -29,12 +29,14 @@ from starlette.routing import Route
 from halsosamtal.core import clock
 from halsosamtal.core.runtime import Resources
 from halsosamtal.core.settings import Settings
+from halsosamtal.invitations import release
+from halsosamtal.invitations.lifecycle_jobs import release_messages
 from halsosamtal.messaging import outbox
-from halsosamtal.messaging.channels import Recipient
-from halsosamtal.messaging.jobs import CRON_JOBS, FUNCTIONS, deliver_messages, release_messages
+from halsosamtal.messaging.jobs import CRON_JOBS, FUNCTIONS, deliver_messages
 from halsosamtal.messaging.letters import print_file_name
 from halsosamtal.messaging.models import Message
 from halsosamtal.messaging.webhook import OutgoingMessage, WebhookGateway, verify_signature
+from halsosamtal.residents.contacts import Recipient
 from halsosamtal.residents.models import Resident
 from halsosamtal.units.models import CareUnit
 from tests.messaging.factories import SEND_ON, execute, fetch, make_invitation, make_year, resident
@@ -141,7 +143,7 @@ async def _queued(
     ids = {}
     for key, fields in people.items():
         _, ids[key] = await make_invitation(sm, await resident(sm, unit.id, **fields), unit.id)
-    await outbox.release_due(sm, settings, SEND_ON)
+    await release.release_due(sm, settings, SEND_ON)
     return ids
 
 
@@ -259,7 +261,7 @@ async def test_a_message_left_sending_by_a_killed_worker_is_sent_again_with_the_
     ids = await _queued(sessionmaker, hook_settings, unit, {"a": SMS})
     # A worker claims the message, sends it, and is killed before it records the outcome.
     async with sessionmaker() as s, s.begin():
-        [claimed], _ = await outbox.claim(s, letters=False, limit=10, lease_s=600)
+        [claimed] = await outbox.claim(s, letters=False, limit=10, lease_s=600)
         person = (
             await s.execute(
                 select(Resident)
@@ -355,7 +357,7 @@ async def test_letters_go_to_the_days_print_file_protected_ones_without_an_addre
     # A later letter of the same day joins the same file, next to the earlier ones.
     more = await resident(sessionmaker, unit.id)
     _, later = await make_invitation(sessionmaker, more, unit.id)
-    await outbox.release_due(sessionmaker, hook_settings, SEND_ON)
+    await release.release_due(sessionmaker, hook_settings, SEND_ON)
     await outbox.deliver_due(sessionmaker, hook_settings)
     assert [r["message_id"] for r in _read(path)] == [str(ids["address"]), str(ids["protected"]), str(later)]
 
@@ -392,7 +394,7 @@ async def test_an_unreachable_resident_retried_after_the_register_is_fixed_is_re
     await make_year(sessionmaker)
     person = await resident(sessionmaker, unit.id, **NO_ADDRESS)
     invitation_id, message_id = await make_invitation(sessionmaker, person, unit.id)
-    await outbox.release_due(sessionmaker, hook_settings, SEND_ON)
+    await release.release_due(sessionmaker, hook_settings, SEND_ON)
 
     still = await client.post(f"/v1/messages/{message_id}/retry", headers=operator)
     assert (still.status_code, still.json()["status"], still.json()["last_error"]) == (
@@ -435,7 +437,7 @@ async def test_retry_answers_404_and_409(
     invitation_id, message_id = await make_invitation(
         sessionmaker, await resident(sessionmaker, unit.id, **NO_ADDRESS), unit.id
     )
-    await outbox.release_due(sessionmaker, hook_settings, SEND_ON)
+    await release.release_due(sessionmaker, hook_settings, SEND_ON)
     await execute(
         sessionmaker, "UPDATE invitations SET status = 'withdrawn' WHERE id = :id", id=invitation_id
     )
@@ -472,9 +474,15 @@ async def test_a_queued_message_whose_invitation_closed_is_cancelled_not_sent(
 ) -> None:
     unit = await make_unit()
     ids = await _queued(sessionmaker, hook_settings, unit, {"a": SMS})
-    await execute(sessionmaker, "UPDATE invitations SET status = 'booked'")
+    # The change that closes an invitation (every one goes through change_status) stops its
+    # queued letter and reminders; delivery then has nothing of it to send.
+    from halsosamtal.invitations.lifecycle import change_status
+
+    async with sessionmaker() as s, s.begin():
+        (invitation_id,) = (await s.execute(text("SELECT id FROM invitations"))).one()
+        await change_status(s, invitation_id, "open", "booked", reason="booked", actor="test")
     report = await outbox.deliver_due(sessionmaker, hook_settings)
-    assert (report.claimed, report.cancelled) == (0, 1)
+    assert report.claimed == 0
     assert receiver.requests == []
     assert dict(await fetch(sessionmaker, "SELECT id, status FROM messages")) == {ids["a"]: "cancelled"}
 
@@ -493,7 +501,7 @@ async def test_the_jobs_release_and_deliver(
     delivered = await deliver_messages(ctx)
     assert delivered["sent"] == 1
     assert receiver.delivered == Counter({str(message_id): 1})
-    assert {f.name for f in FUNCTIONS} == {"release_messages", "release_confirmations", "deliver_messages"}
+    assert {f.name for f in FUNCTIONS} == {"deliver_messages"}
     assert all(c.unique and c.timeout_s for c in CRON_JOBS)
 
 

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from halsosamtal.messaging.channels import Recipient, Undeliverable
+from halsosamtal.messaging.channels import Undeliverable
 from halsosamtal.messaging.templates import MessageContext, render
 from halsosamtal.messaging.webhook import (
     BACKOFF_CAP_S,
@@ -39,6 +39,7 @@ from halsosamtal.messaging.webhook import (
     signature,
     verify_signature,
 )
+from halsosamtal.residents.contacts import Recipient
 from tests.factories import personnummer
 
 SECRET = b"test-webhook-secret-0123456789abcdef"

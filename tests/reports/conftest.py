@@ -1,12 +1,10 @@
-"""Fixtures for the report tests: a generated region in the database, the CLI pointed at the test
-database, and a headless Chromium."""
+"""Fixtures for the report tests: a generated region in the database and the CLI pointed at the test
+database."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import typer
@@ -40,18 +38,5 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 async def run_cli(app: typer.Typer, *args: str) -> tuple[int, str]:
     """Run a command (it runs its own event loop, so in a thread beside the test's loop)."""
     result = await asyncio.to_thread(CliRunner().invoke, app, list(args))
-    return result.exit_code, result.output
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Path:
-    """The path of a Chromium binary. ``make test`` installs Debian's when it is missing (as root
-    with apt-get); anywhere else the test says what to install rather than skipping."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail(
-            "the HTML report test needs Chromium on the PATH: run `make browser` (Debian, as root) "
-            "or install it (`apt-get install chromium`)",
-            pytrace=False,
-        )
-    return Path(found)
+    # stdout only on success (stderr names the database used); the error too on failure
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from halsosamtal.cli.app import app
+from tests.browser import HEADLESS_FLAGS
 from tests.reports.conftest import run_cli
 from tests.reports.region import YEAR, Region
 
@@ -39,13 +40,7 @@ document.body.setAttribute('data-measured', JSON.stringify(charts));
 def _render(chromium: Path, page: Path, profile: Path) -> str:
     command = [
         str(chromium),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
+        *HEADLESS_FLAGS,
         "--host-resolver-rules=MAP * ~NOTFOUND",  # nothing can be fetched: the file must not need it
         f"--user-data-dir={profile}",
         "--virtual-time-budget=5000",

@@ -13,18 +13,25 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
+from halsosamtal.access.dependencies import require
 from halsosamtal.access.schemas import Principal
 from halsosamtal.booking import service as booking
-from halsosamtal.core.auth import require
+from halsosamtal.booking.schemas import AppointmentOut
 from halsosamtal.core.http import MAX_ID, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import lifecycle
-from halsosamtal.invitations.lifecycle import ResidentInvitation
+from halsosamtal.invitations.lifecycle import InvitationView
 from halsosamtal.residents.lookup import ResidentLookup
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 
 Portal = Annotated[Principal, Depends(require("portal"))]
+
+
+class ResidentInvitation(InvitationView):
+    """An invitation as the resident sees it, with its booked time."""
+
+    appointment: AppointmentOut | None = Field(None, description="The booked time, when there is one")
 
 
 class DeclineRequest(ResidentLookup):
@@ -44,8 +51,8 @@ async def get_invitation(body: ResidentLookup, session: Session, principal: Port
     The resident is named by `personnummer` in the body, asserted by the portal; this will move
     to a signed token per resident."""
     found = await lifecycle.current_invitation(session, body.personnummer)
-    found.appointment = await booking.current_appointment(session, found.id)
-    return found
+    appointment = await booking.current_appointment(session, found.id)
+    return ResidentInvitation(**found.model_dump(), appointment=appointment)
 
 
 @router.post(
@@ -71,6 +78,9 @@ async def decline_invitation(
 
     async def decline() -> ResidentInvitation:
         await booking.cancel_for_decline(session, body.personnummer, body.invitation_id, actor=principal.name)
-        return await lifecycle.decline(session, body.personnummer, body.invitation_id, actor=principal.name)
+        declined = await lifecycle.decline(
+            session, body.personnummer, body.invitation_id, actor=principal.name
+        )
+        return ResidentInvitation(**declined.model_dump())
 
-    return await idempotent(session, request, principal, idempotency_key, body, decline)
+    return await idempotent(session, request, principal.client_id, idempotency_key, body, decline)

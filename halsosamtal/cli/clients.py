@@ -1,4 +1,8 @@
-"""``halsosamtal clients``: create, list and revoke API clients."""
+"""``halsosamtal clients``: create, list and revoke API clients.
+
+Composed here, above the features it joins: access keeps clients and their keys, units knows
+the care units an ``ehr`` client is bound to (by HSA-id on the command line, by id in access).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,36 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.access import service
-from halsosamtal.access.schemas import ClientCreate, Role
-from halsosamtal.cli.common import console, print_json, run_in_transaction
+from halsosamtal.access.schemas import ClientCreate, ClientCreated, ClientOut, Role
+from halsosamtal.core.cli import DryRun, run_in_transaction
+from halsosamtal.core.console import console, print_json
 
 app = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
+
+
+async def create_client(session: AsyncSession, data: ClientCreate) -> ClientCreated:
+    """Create a client, its ``--unit`` HSA-ids looked up among the care units."""
+    from halsosamtal.units.service import ids_by_hsa
+
+    return await service.create_client(session, data, await ids_by_hsa(session, data.care_units))
+
+
+async def list_clients(session: AsyncSession, *, include_revoked: bool) -> list[ClientOut]:
+    from halsosamtal.units.service import hsa_by_id
+
+    records = await service.list_clients(session, include_revoked=include_revoked)
+    names = await hsa_by_id(session, (u for r in records for u in r.care_unit_ids))
+    return [r.out(names) for r in records]
+
+
+async def revoke_client(session: AsyncSession, name: str) -> ClientOut:
+    from halsosamtal.units.service import hsa_by_id
+
+    record = await service.revoke_client(session, name)
+    return record.out(await hsa_by_id(session, record.care_unit_ids))
 
 
 @app.command("create")
@@ -23,6 +51,7 @@ def create(
         typer.Option("--unit", help="HSA-id of a unit an ehr client acts for (repeat)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    dry_run: DryRun = False,
 ) -> None:
     """Create a client and print its key. The key is shown this once; only its hash is kept."""
     from pydantic import ValidationError
@@ -31,7 +60,10 @@ def create(
         data = ClientCreate(name=name, role=role, care_units=unit or [])
     except ValidationError as exc:
         raise typer.BadParameter(exc.errors()[0]["msg"]) from exc
-    created = run_in_transaction(lambda s: service.create_client(s, data))
+    created = run_in_transaction(lambda s: create_client(s, data), dry_run=dry_run)
+    if dry_run:
+        console.print(f"would create client {created.name} ({created.role})", highlight=False)
+        return
     if json_out:
         print_json(created.model_dump(mode="json"))
         return
@@ -46,7 +78,7 @@ def list_(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List clients (never their keys)."""
-    clients = run_in_transaction(lambda s: service.list_clients(s, include_revoked=not active))
+    clients = run_in_transaction(lambda s: list_clients(s, include_revoked=not active))
     if json_out:
         print_json([c.model_dump(mode="json") for c in clients])
         return
@@ -64,7 +96,8 @@ def list_(
 
 
 @app.command("revoke")
-def revoke(name: Annotated[str, typer.Argument(help="The client's name.")]) -> None:
+def revoke(name: Annotated[str, typer.Argument(help="The client's name.")], dry_run: DryRun = False) -> None:
     """Revoke a client's key at once."""
-    client = run_in_transaction(lambda s: service.revoke_client(s, name))
-    console.print(f"revoked {client.name} at {client.revoked_at:%Y-%m-%d %H:%M:%S %Z}")
+    client = run_in_transaction(lambda s: revoke_client(s, name), dry_run=dry_run)
+    verb = "would revoke" if dry_run else "revoked"
+    console.print(f"{verb} {client.name} at {client.revoked_at:%Y-%m-%d %H:%M:%S %Z}")

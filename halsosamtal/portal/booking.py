@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
+from halsosamtal.access.dependencies import require
 from halsosamtal.access.schemas import Principal
 from halsosamtal.booking import service
 from halsosamtal.booking.schemas import (
@@ -22,7 +23,6 @@ from halsosamtal.booking.schemas import (
     PortalCancelRequest,
     SlotSearch,
 )
-from halsosamtal.core.auth import require
 from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 
@@ -71,12 +71,13 @@ async def book(
     """Book a time for the resident's planned or open invitation. 409 `slot-taken` when
     someone else has it (exactly one of many racing requests wins), `already-booked` when the
     invitation has a time (move it instead), `invitation-closed`; 422 `slot-at-other-unit`,
-    `slot-too-soon` (inside the lead time), `slot-after-valid-until`. A confirmation goes out,
+    `slot-too-soon` (inside the lead time), `slot-before-valid-from` (before the programme year
+    begins), `slot-after-valid-until`. A confirmation goes out,
     and a reminder before the time."""
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         body,
         lambda: service.book(
@@ -105,7 +106,7 @@ async def move_booking(
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         body,
         lambda: service.move(session, body.personnummer, appointment_id, body.slot_id, actor=principal.name),
@@ -131,7 +132,7 @@ async def cancel_booking(
     return await idempotent(
         session,
         request,
-        principal,
+        principal.client_id,
         idempotency_key,
         body,
         lambda: service.cancel_by_resident(session, body.personnummer, appointment_id, actor=principal.name),

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from halsosamtal.access.dependencies import require
 from halsosamtal.access.schemas import Principal
-from halsosamtal.core.auth import require
 from halsosamtal.core.http import Session, problem_responses
 from halsosamtal.results import service
 from halsosamtal.results.plain import summary

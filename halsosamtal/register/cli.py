@@ -1,4 +1,4 @@
-"""``halsosamtal import residents`` and ``halsosamtal demo-data``."""
+"""``halsosamtal import residents``: a register file, and what it sets off in invitations."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from typing import IO, Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.cli.common import console, err_console, progress, run_in_transaction
-from halsosamtal.cli.groups import import_app
+from halsosamtal.core import clock
+from halsosamtal.core.cli import DryRun, import_app, not_after_today, run_in_transaction
+from halsosamtal.core.console import console, err_console, progress
 from halsosamtal.core.imports import ImportSummary, Reject
-from halsosamtal.invitations.lifecycle import apply_register_changes
-from halsosamtal.residents.importer import import_residents
+from halsosamtal.register.service import import_register
 
 CHUNK_BYTES = 1 << 20
 
@@ -96,6 +96,7 @@ def import_residents_command(
             "when a row was rejected.",
         ),
     ] = None,
+    dry_run: DryRun = False,
 ) -> None:
     """Import residents from the population and listing register.
 
@@ -103,7 +104,7 @@ def import_residents_command(
     Each bad row goes to the reject report with its line and reason.
     Exit status: 0 all rows imported, 2 some rows rejected, 1 nothing imported (see the error).
     """
-    extract_date = as_of.date() if as_of else dt.date.today()
+    extract_date = not_after_today(as_of.date(), dry_run=dry_run) if as_of else clock.local_today()
     report = _RejectFile(rejects or file.with_suffix(".rejects.csv"))
     size = file.stat().st_size
 
@@ -118,7 +119,9 @@ def import_residents_command(
             bar.update(task, description="merging into the register")
 
         async def work(session: AsyncSession) -> ImportSummary:
-            summary = await import_residents(
+            # In the same transaction: invitations of residents who died or moved are withdrawn,
+            # and open ones follow a listing to another participating unit.
+            return await import_register(
                 session,
                 chunks(),
                 as_of=extract_date,
@@ -128,13 +131,9 @@ def import_residents_command(
                 reject_limit=0,
                 on_reject=report.add,
             )
-            # In the same transaction: invitations of residents who died or moved are withdrawn,
-            # and open ones follow a listing to another participating unit.
-            await apply_register_changes(session, extract_date, actor="cli")
-            return summary
 
         try:
-            summary = run_in_transaction(work)
+            summary = run_in_transaction(work, dry_run=dry_run)
         except BaseException:
             report.discard()
             raise

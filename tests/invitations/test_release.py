@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from halsosamtal.core import clock
 from halsosamtal.core.clock import STOCKHOLM
 from halsosamtal.core.settings import Settings
-from halsosamtal.messaging import outbox
+from halsosamtal.invitations import release as outbox
+from halsosamtal.messaging.outbox import list_failed
 from halsosamtal.units.models import CareUnit
 from tests.messaging.factories import SEND_ON, execute, fetch, make_invitation, make_year, resident
 
@@ -97,7 +98,7 @@ async def test_release_chooses_the_channel_renders_the_text_and_opens_the_invita
     assert {e.reason for e in events if e.invitation_id == ids["sms"][0]} == {"invitation released (sms)"}
 
     async with sessionmaker() as s:
-        failed = await outbox.list_failed(s)
+        failed = await list_failed(s)
     assert [m.id for m in failed.items] == [ids["nowhere"][1]]
 
 

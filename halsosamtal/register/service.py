@@ -1,0 +1,39 @@
+"""One register import: the residents' upsert, then the invitations it changes, together."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from halsosamtal.core.imports import ImportSummary, Reject
+from halsosamtal.invitations.lifecycle import apply_register_changes
+from halsosamtal.residents.importer import import_residents
+
+
+async def import_register(
+    session: AsyncSession,
+    chunks: AsyncIterator[bytes],
+    *,
+    as_of: dt.date,
+    snapshot: bool,
+    source: str,
+    actor: str,
+    reject_limit: int,
+    on_reject: Callable[[Reject], None] | None = None,
+) -> ImportSummary:
+    """Import a residents file and, in the same transaction, withdraw the invitations of
+    residents who died or moved away and move open ones with a listing to another unit."""
+    summary = await import_residents(
+        session,
+        chunks,
+        as_of=as_of,
+        snapshot=snapshot,
+        source=source,
+        actor=actor,
+        reject_limit=reject_limit,
+        on_reject=on_reject,
+    )
+    await apply_register_changes(session, as_of, actor=actor)
+    return summary
