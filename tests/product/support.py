@@ -97,18 +97,25 @@ def _root_command() -> Any:
     return typer.main.get_command(app)
 
 
+def _subcommands(command: Any) -> dict[str, Any]:
+    """A group's commands, asked for as click asks (groups may load lazily); {} for a command."""
+    if not hasattr(command, "list_commands"):
+        return {}
+    ctx = command.context_class(command, info_name=command.name)
+    return {name: command.get_command(ctx, name) for name in command.list_commands(ctx)}
+
+
 @cache
 def cli_tree() -> dict[str, set[str]]:
     """The real CLI's commands: each top-level name with its subcommands (empty for a command)."""
-    root = _root_command()
-    return {name: set(getattr(command, "commands", {})) for name, command in root.commands.items()}
+    return {name: set(_subcommands(command)) for name, command in _subcommands(_root_command()).items()}
 
 
 def cli_options(path: str) -> set[str]:
     """The option flags of one command of the real CLI, e.g. ``{"--as-of", "--json", ...}``."""
     command = _root_command()
     for name in path.split():
-        command = command.commands[name]
+        command = _subcommands(command)[name]
     return {flag for param in command.params for flag in (*param.opts, *param.secondary_opts)}
 
 

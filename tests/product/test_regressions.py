@@ -24,6 +24,7 @@ from tests.product.support import (
     CARE_UNIT_COLUMNS,
     RESIDENT_COLUMNS,
     RawConnection,
+    cli_commands,
     cli_options,
     personnummer,
     resident_row,
@@ -39,10 +40,28 @@ PAIRS = 1000  # a change then its read, in a row, with no miss
 SLOT_PAIRS = 300  # heavier pairs (a slot published, then its day listed): fewer, same check
 PAIRS_BUDGET_S = 60
 
-# Commands that send messages or change invitations for a day (``--as-of``): a day that has not
-# come yet is refused, and ``--dry-run`` says what they would do without doing it.
-DAILY_COMMANDS = ("messages release", "reminders run", "invitations expire", "invitations withdraw")
-DRY_RUN_COMMANDS = (*DAILY_COMMANDS, "messages deliver")
+# Every command that sends or changes something has ``--dry-run`` (README, the command line);
+# these do neither, or are servers and development tools:
+CHANGES_NOTHING = {
+    "api": "serves the API",
+    "worker": "runs the worker",
+    "dev run": "development: runs everything",
+    "dev stop": "development: stops embedded servers",
+    "demo-data": "writes a demo register file, nothing in the service",
+    "batch plan": "a preview",
+    "clients list": "a listing",
+    "messages failed": "a listing",
+    "programme list": "a listing",
+    "programme show": "a listing",
+    "report participation": "a report",
+    "report outcomes": "a report",
+    "report reimbursement": "a report",
+    "report summary": "a report",
+}
+CHANGING_COMMANDS = sorted(cli_commands() - set(CHANGES_NOTHING))
+# Those that act for a day (``--as-of``) refuse a day that has not come; what else they need:
+FOR_A_DAY = sorted(c for c in CHANGING_COMMANDS if "--as-of" in cli_options(c))
+NEEDS = {"batch run": ("--year", str(YEAR)), "import residents": ("{register}",)}
 
 
 @dataclass
@@ -113,21 +132,34 @@ def test_a_result_is_posted_with_201_by_the_real_api_process(product: Product, l
 # --- Commands that send or change state ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", DRY_RUN_COMMANDS)
-def test_commands_that_send_or_change_state_have_a_dry_run(command: str) -> None:
+@pytest.mark.parametrize("command", CHANGING_COMMANDS)
+def test_every_command_that_sends_or_changes_something_has_a_dry_run(command: str) -> None:
     assert "--dry-run" in cli_options(command), f"halsosamtal {command} has no --dry-run"
 
 
-def test_a_dry_run_of_the_release_changes_nothing(product: Product, lane: Lane) -> None:
+def test_a_dry_run_of_the_release_changes_nothing_and_may_look_at_a_coming_day(
+    product: Product, lane: Lane
+) -> None:
     assert invitations(product)[lane.release_pnr]["status"] == "planned"
-    product.cli("messages", "release", "--as-of", TODAY.isoformat(), "--dry-run")
+    for day in (TODAY, TODAY + dt.timedelta(days=1)):
+        product.cli("messages", "release", "--as-of", day.isoformat(), "--dry-run")
     assert invitations(product)[lane.release_pnr]["status"] == "planned"
 
 
-@pytest.mark.parametrize("command", DAILY_COMMANDS)
+def test_the_commands_that_act_for_a_day_are_known() -> None:
+    assert set(FOR_A_DAY) >= {
+        "batch run", "import residents", "messages release", "reminders run", "invitations expire",
+        "invitations withdraw",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("command", FOR_A_DAY)
 def test_a_day_that_has_not_come_is_refused_in_one_line(product: Product, command: str) -> None:
     tomorrow = (TODAY + dt.timedelta(days=1)).isoformat()
-    refused = product.cli(*command.split(), "--as-of", tomorrow, check=False)
+    register = product.tmp / "empty-register.csv"
+    register.write_text(RESIDENT_COLUMNS + "\n", encoding="utf-8")
+    needs = [arg.format(register=register) for arg in NEEDS.get(command, ())]
+    refused = product.cli(*command.split(), *needs, "--as-of", tomorrow, check=False)
     said = [
         line
         for line in refused.stderr.splitlines()
