@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import re
 import shutil
@@ -96,7 +97,7 @@ class Server:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, timeout: float = 20) -> int | None:
-        """SIGINT (what Ctrl-C and compose's stop send), then SIGKILL after ``timeout``."""
+        """SIGINT (Ctrl-C, as ``make run`` users stop it), then SIGKILL after ``timeout``."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -194,14 +195,15 @@ class Product:
 
     # --- long-lived processes ---
 
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Server:
-        """Start ``halsosamtal ARGS`` (or any argv when ``args`` starts with '/'), output to a log."""
+    def start(
+        self, name: str, *args: str, program: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> Server:
+        """Start ``halsosamtal ARGS`` (or ``program`` as it is) with its output in a log file."""
         log = self.tmp / "logs" / f"{name}.log"
         log.parent.mkdir(exist_ok=True)
         handle = log.open("ab")
-        argv = list(args) if args and args[0].startswith("/") else [*self.script(), *args]
         process = subprocess.Popen(  # noqa: S603 - our own programs
-            argv,
+            program if program is not None else [*self.script(), *args],
             env=env if env is not None else self.env,
             cwd=ROOT,
             stdout=handle,
@@ -209,7 +211,7 @@ class Product:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the terminal reaches pytest, which stops them
         )
-        if not (args and args[0].startswith("/")):
+        if program is None:
             self.executed.append(tuple(args))
         server = Server(name, process, log, handle)
         self.servers[name] = server
@@ -285,7 +287,7 @@ class Product:
             for unit in units:
                 args += ["--unit", unit]
             created = self.cli(*args)
-            self._keys[name] = _json(created.stdout)["key"]
+            self._keys[name] = json.loads(created.stdout)["key"]
         return {"Authorization": f"Bearer {self._keys[name]}"}
 
     def forget_keys(self) -> None:
@@ -336,12 +338,6 @@ class Product:
             return int(r.delete(*keys)) if keys else 0
         finally:
             r.close()
-
-
-def _json(text: str) -> Any:
-    import json
-
-    return json.loads(text)
 
 
 def _child_env(database: str, data_dir: Path, pycache: Path) -> tuple[dict[str, str], Settings]:

@@ -261,17 +261,11 @@ def test_after_a_500_the_connection_still_answers_and_the_error_is_logged_once(p
     port = free_port()
     server = product.start(
         "faulty-api",
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tests.product.faulty_app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--proxy-headers",
-    )
+        program=[
+            sys.executable, "-m", "uvicorn", "tests.product.faulty_app:app",
+            "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--proxy-headers",
+        ],
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
