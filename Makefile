@@ -31,13 +31,19 @@ test: install lint browser ## Lint, type-check and run the whole test suite (wha
 test-fast: install ## The test suite without lint
 	$(UV) run --frozen --no-sync pytest -x -q
 
-browser: ## Headless Chromium for the HTML report and API docs tests: Debian's, installed when missing (as root with apt-get)
+browser: ## Headless Chromium (HTML report, API docs tests) and Poppler (the printed report's test): Debian's, installed when missing (as root with apt-get)
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian's chromium for the browser tests"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	  else echo "warning: no chromium on the PATH; the browser tests will fail (apt-get install chromium)"; fi; }
+	@command -v pdftotext >/dev/null && command -v pdfinfo >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's poppler-utils for the print test"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends poppler-utils >/dev/null; \
+	  else echo "warning: no pdftotext on the PATH; the print test will fail (apt-get install poppler-utils)"; fi; }
 
 lint: install ## ruff (lint and format check) and mypy --strict
 	$(UV) run --frozen --no-sync ruff check .

@@ -1,6 +1,7 @@
 """Every ORM model, imported once so that Alembic and the tests see the whole schema."""
 
 from halsosamtal.access.models import ApiClient, ApiClientCareUnit
+from halsosamtal.audit.models import AccessEvent, AuditArchive
 from halsosamtal.booking.models import Appointment, AppointmentEvent, Slot
 from halsosamtal.core.database import Base
 from halsosamtal.core.idempotency import IdempotencyRecord
@@ -14,10 +15,12 @@ from halsosamtal.results.models import Result, ResultEvent, ResultVersion
 from halsosamtal.units.models import CareUnit
 
 __all__ = [
+    "AccessEvent",
     "ApiClient",
     "ApiClientCareUnit",
     "Appointment",
     "AppointmentEvent",
+    "AuditArchive",
     "Base",
     "BatchRun",
     "CareUnit",

@@ -30,3 +30,16 @@ def find_chromium() -> Path:
             pytrace=False,
         )
     return Path(found)
+
+
+def find_poppler(tool: str) -> Path:
+    """A Poppler command (``pdftotext``, ``pdfinfo``) for the test that reads the printed report.
+    ``make test`` installs Debian's ``poppler-utils`` when it is missing, as it does Chromium."""
+    found = shutil.which(tool)
+    if found is None:
+        pytest.fail(
+            f"the print test of the HTML report needs {tool} on the PATH: run `make browser` "
+            "(Debian, as root) or install it (`apt-get install poppler-utils`)",
+            pytrace=False,
+        )
+    return Path(found)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from halsosamtal.audit.dependencies import Audit
 from halsosamtal.booking import service, slots
 from halsosamtal.booking.schemas import (
     AppointmentDetail,
@@ -23,6 +24,7 @@ from halsosamtal.booking.schemas import (
 )
 from halsosamtal.core.http import MAX_ID, Page, ServiceDay, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
+from halsosamtal.invitations import service as invitations
 from halsosamtal.units.access import ActingUnit, HsaId, OperatorOrEhr
 
 router = APIRouter(tags=["booking (care units)"])
@@ -153,16 +155,20 @@ async def list_unit_appointments(
     unit: ActingUnit,
     session: Session,
     principal: OperatorOrEhr,
+    audit: Audit,
     first_day: FirstDay,
     last_day: LastDay,
     status: Annotated[AppointmentStatus | None, Query()] = None,
     limit: Limit = 200,
     cursor: Cursor = None,
 ) -> Page[CentreAppointmentOut]:
-    """Who is coming: the unit's appointments with a time in the range, by time."""
-    return await service.list_for_unit(
+    """Who is coming: the unit's appointments with a time in the range, by time. Each resident
+    shown is recorded in the access log."""
+    page = await service.list_for_unit(
         session, unit.id, first_day=first_day, last_day=last_day, status=status, limit=limit, cursor=cursor
     )
+    audit.add("read", await invitations.resident_ids(session, (a.invitation_id for a in page.items)))
+    return page
 
 
 @router.get(
@@ -172,10 +178,12 @@ async def list_unit_appointments(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_appointment(
-    appointment_id: AppointmentId, session: Session, principal: OperatorOrEhr
+    appointment_id: AppointmentId, session: Session, principal: OperatorOrEhr, audit: Audit
 ) -> AppointmentDetail:
     """An appointment with its append-only status history (from, to, when, by which client)."""
-    return await service.centre_view(session, appointment_id, principal)
+    found = await service.centre_view(session, appointment_id, principal)
+    audit.add("read", await invitations.resident_ids(session, [found.invitation_id]))
+    return found
 
 
 @router.post(
@@ -190,18 +198,18 @@ async def cancel_appointment(
     request: Request,
     session: Session,
     principal: OperatorOrEhr,
+    audit: Audit,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The unit cancels a booked time: the time is free, the resident gets a cancellation
     message and may book again. Cancelling a cancelled appointment answers the same."""
-    return await idempotent(
-        session,
-        request,
-        principal.client_id,
-        idempotency_key,
-        body,
-        lambda: service.cancel_by_centre(session, appointment_id, principal, reason=body.reason),
-    )
+
+    async def cancel() -> AppointmentDetail:
+        done = await service.cancel_by_centre(session, appointment_id, principal, reason=body.reason)
+        audit.add("update", await invitations.resident_ids(session, [done.invitation_id]))
+        return done
+
+    return await idempotent(session, request, principal.client_id, idempotency_key, body, cancel)
 
 
 @router.post(
@@ -216,16 +224,16 @@ async def record_attendance(
     request: Request,
     session: Session,
     principal: OperatorOrEhr,
+    audit: Audit,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Mark a booked appointment `attended` or `no_show`. A no-show re-opens the invitation so
     the resident can book again, and stays counted as a no-show. The same outcome again answers
     the same; another outcome is a 409 `attendance-recorded`."""
-    return await idempotent(
-        session,
-        request,
-        principal.client_id,
-        idempotency_key,
-        body,
-        lambda: service.record_attendance(session, appointment_id, body.outcome, principal),
-    )
+
+    async def record() -> AppointmentDetail:
+        done = await service.record_attendance(session, appointment_id, body.outcome, principal)
+        audit.add("update", await invitations.resident_ids(session, [done.invitation_id]))
+        return done
+
+    return await idempotent(session, request, principal.client_id, idempotency_key, body, record)

@@ -45,6 +45,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "messages": ("halsosamtal.cli.app:messages_group", "Messages to residents: release, delivery, failures."),
     "slots": ("halsosamtal.booking.cli:app", "Bookable times that care units publish."),
     "report": ("halsosamtal.reports.cli:app", "Reports: participation, outcomes, reimbursement."),
+    "audit": ("halsosamtal.logreview.cli:app", "The access log: follow-up, the hash chain, retention."),
 }
 
 

@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from halsosamtal.access.dependencies import Operator
+from halsosamtal.audit.dependencies import Audit
 from halsosamtal.cohort import service
 from halsosamtal.cohort.schemas import CohortCounts, CohortMember
 from halsosamtal.core.http import Page, Session, problem_responses
+from halsosamtal.residents.lookup import ids_by_personnummer
 from halsosamtal.units.models import HSA_ID_PATTERN
 
 router = APIRouter(prefix="/cohort", tags=["cohort"])
@@ -46,13 +48,17 @@ async def cohort_members(
     year: Year,
     session: Session,
     principal: Operator,
+    audit: Audit,
     care_unit: Annotated[str | None, Query(pattern=HSA_ID_PATTERN, description="HSA-id")] = None,
     age: Annotated[int | None, Query(ge=0, le=130, description="One of the year's target ages")] = None,
     as_of: AsOf = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> Page[CohortMember]:
-    """The cohort's members, filtered by unit and age, a page at a time (stable order)."""
-    return await service.members(
+    """The cohort's members, filtered by unit and age, a page at a time (stable order). Each
+    member shown is recorded in the access log."""
+    page = await service.members(
         session, year, care_unit=care_unit, age=age, as_of=as_of, limit=limit, cursor=cursor
     )
+    audit.add("read", await ids_by_personnummer(session, (m.personnummer for m in page.items)))
+    return page

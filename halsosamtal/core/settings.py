@@ -73,6 +73,21 @@ class Settings(BaseSettings):
         None, description="HMAC-SHA256 key that signs notification webhook requests."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    audit_log: bool = Field(
+        True,
+        description="Write an access event for every read and change of a resident's personal data "
+        "(patientdatalagen). Off only to measure its cost; production refuses it off.",
+    )
+    audit_archive_dir: Path | None = Field(
+        None,
+        description="Where retention writes archive files of old access events. Empty: <data_dir>/audit.",
+    )
+    audit_retention_days: int = Field(
+        3650,
+        ge=30,
+        le=36500,
+        description="Access events older than this are moved to archive files (never deleted unarchived).",
+    )
     messaging_gateway: Literal["letters", "webhook"] = Field(
         "letters",
         description="How messages leave the service. 'letters': every message is a letter in the "
@@ -147,6 +162,8 @@ class Settings(BaseSettings):
                     f"production needs {', '.join(missing)} set explicitly; "
                     "embedded servers are for development only"
                 )
+            if not self.audit_log:
+                raise ValueError("production keeps the access log: HALSOSAMTAL_AUDIT_LOG cannot be off")
             if self.messaging_gateway == "webhook":
                 if not (self.webhook_url and self.webhook_secret):
                     raise ValueError(
@@ -166,7 +183,9 @@ class Settings(BaseSettings):
                     )
         return self
 
-    @field_validator("webhook_secret", "webhook_url", "template_dir", "letters_dir", mode="before")
+    @field_validator(
+        "webhook_secret", "webhook_url", "template_dir", "letters_dir", "audit_archive_dir", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """An empty variable (compose's ``${X:-}``) means not set."""
@@ -176,6 +195,11 @@ class Settings(BaseSettings):
         """``repr()`` and logs show the URLs without their passwords (secrets are SecretStr)."""
         for name, value in super().__repr_args__():
             yield name, (without_password(value) if name in ("database_url", "redis_url") else value)
+
+    @property
+    def audit_archive_directory(self) -> Path:
+        """Where archive files of old access events go: ``audit_archive_dir``, else ``<data_dir>/audit``."""
+        return self.audit_archive_dir if self.audit_archive_dir is not None else self.data_dir / "audit"
 
     @property
     def letters_directory(self) -> Path:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from halsosamtal.audit.trail import log_cli_run
 from halsosamtal.core import clock
 from halsosamtal.core.cli import (
     DryRun,
@@ -110,4 +111,9 @@ def run(
         result = asyncio.run(go())
     except DomainError as exc:
         fail(exc.detail)
+    log_cli_run(
+        "batch run",
+        "create",
+        {"year": year, "batch_id": result.batch_id, "planned": result.planned, "created": result.created},
+    )
     console.print(f"batch {result.batch_id}: {result.created} invitations created ({result.planned} planned)")

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from halsosamtal.audit.trail import log_cli_run
 from halsosamtal.core.cli import DryRun, day_of, run_chunked
 from halsosamtal.core.console import console, print_json
 from halsosamtal.core.settings import get_settings
@@ -36,6 +37,8 @@ def run_reminders(as_of: AsOf = None, json_out: Json = False, dry_run: DryRun = 
     result = run_chunked(
         lambda sm: lifecycle.run_reminders(sm, get_settings(), day, actor="cli"), dry_run=dry_run
     )
+    if not dry_run:
+        log_cli_run("reminders run", "update", {"as_of": day.isoformat(), **result.as_dict()})
     if json_out:
         print_json(result.as_dict())
         return
@@ -53,6 +56,8 @@ def expire(as_of: AsOf = None, json_out: Json = False, dry_run: DryRun = False) 
     """Expire planned and open invitations whose last valid day is before the day."""
     day = day_of(as_of, dry_run=dry_run)
     changes = run_chunked(lambda sm: lifecycle.expire_all(sm, day, actor="cli"), dry_run=dry_run)
+    if not dry_run:
+        log_cli_run("invitations expire", "update", {"as_of": day.isoformat(), **changes.as_dict()})
     if json_out:
         print_json(changes.as_dict())
         return
@@ -66,6 +71,8 @@ def withdraw(as_of: AsOf = None, json_out: Json = False, dry_run: DryRun = False
     participating unit. Planned and queued messages of withdrawn invitations are cancelled."""
     day = day_of(as_of, dry_run=dry_run)
     changes = run_chunked(lambda sm: lifecycle.withdraw_all(sm, day, actor="cli"), dry_run=dry_run)
+    if not dry_run:
+        log_cli_run("invitations withdraw", "update", {"as_of": day.isoformat(), **changes.as_dict()})
     if json_out:
         print_json(changes.as_dict())
         return

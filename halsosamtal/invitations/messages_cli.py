@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from halsosamtal.audit.trail import log_cli_access, log_cli_run
 from halsosamtal.core.cli import DryRun, day_of, run_chunked, run_in_transaction
 from halsosamtal.core.console import console, print_json
 from halsosamtal.core.settings import get_settings
@@ -20,6 +21,8 @@ def release(as_of: AsOf = None, json_out: Json = False, dry_run: DryRun = False)
     text; invitation messages open their invitations. Safe to run again."""
     day = day_of(as_of, dry_run=dry_run)
     result = run_chunked(lambda sm: outbox.release_due(sm, get_settings(), day, actor="cli"), dry_run=dry_run)
+    if not dry_run:
+        log_cli_run("messages release", "update", {"as_of": day.isoformat(), **result.as_dict()})
     if json_out:
         print_json(result.as_dict())
         return
@@ -43,5 +46,7 @@ def retry(
     out = run_in_transaction(
         lambda s: outbox.retry_message(s, get_settings(), message_id, actor="cli"), dry_run=dry_run
     )
+    if not dry_run:
+        log_cli_access("messages retry", "update", [out.resident_id])
     detail = f" ({out.last_error})" if out.status == "failed" and out.last_error else ""
     console.print(f"message {out.id}: {out.status}{detail}", highlight=False)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from halsosamtal.access.dependencies import Operator
+from halsosamtal.audit.dependencies import Audit
 from halsosamtal.core.http import MAX_ID, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import release
@@ -27,6 +28,7 @@ async def retry_message(
     request: Request,
     session: Session,
     principal: Operator,
+    audit: Audit,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Give a failed message one more try (same id, so the gateway still sends it at most once).
@@ -36,11 +38,10 @@ async def retry_message(
     again with its reason. 409 `message-not-failed` unless it failed; 409
     `message-not-retryable` when its invitation has closed (declined, withdrawn, expired)."""
     settings = request.app.state.settings
-    return await idempotent(
-        session,
-        request,
-        principal.client_id,
-        idempotency_key,
-        None,
-        lambda: release.retry_message(session, settings, message_id, actor=principal.name),
-    )
+
+    async def retry() -> MessageOut:
+        out = await release.retry_message(session, settings, message_id, actor=principal.name)
+        audit.add("update", [out.resident_id])
+        return out
+
+    return await idempotent(session, request, principal.client_id, idempotency_key, None, retry)

@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from halsosamtal.access.dependencies import Operator
+from halsosamtal.audit.dependencies import Audit
 from halsosamtal.core import clock
 from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
@@ -103,13 +104,17 @@ async def get_batch(
 async def list_invitations(
     session: Session,
     principal: Operator,
+    audit: Audit,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     care_unit: Annotated[str | None, Query(pattern=HSA_ID_PATTERN)] = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> Page[InvitationOut]:
-    """Invitations, filtered by year, unit and status, a page at a time."""
-    return await service.list_invitations(
+    """Invitations, filtered by year, unit and status, a page at a time. Each invitation shown is
+    recorded in the access log."""
+    page = await service.list_invitations(
         session, year=year, care_unit=care_unit, status=status, limit=limit, cursor=cursor
     )
+    audit.add("read", await service.resident_ids(session, (i.id for i in page.items)))
+    return page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -100,3 +101,12 @@ async def list_invitations(
     return Page[InvitationOut](
         items=items, next_cursor=encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
     )
+
+
+async def resident_ids(session: AsyncSession, invitation_ids: Iterable[int]) -> list[int]:
+    """Whose invitations these are (resident ids), for the access log."""
+    wanted = list(set(invitation_ids))
+    if not wanted:
+        return []
+    rows = await session.scalars(select(Invitation.resident_id).where(Invitation.id.in_(wanted)).distinct())
+    return list(rows)

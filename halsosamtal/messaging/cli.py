@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
+from halsosamtal.audit.trail import log_cli_access, log_cli_run
 from halsosamtal.core.cli import (
     DryRun,
     run_chunked,
@@ -44,6 +45,7 @@ def deliver(json_out: Json = False, dry_run: DryRun = False) -> None:
             console.print(f"would deliver {n} on {channel}", highlight=False)
         return
     report = run_chunked(lambda sm: outbox.deliver_due(sm, get_settings()))
+    log_cli_run("messages deliver", "update", report.as_dict())
     if json_out:
         print_json(report.as_dict())
         return
@@ -68,6 +70,7 @@ def failed(
     if channel is not None and channel not in CHANNELS:
         raise typer.BadParameter(f"one of {', '.join(CHANNELS)}", param_hint="--channel")
     page = run_in_transaction(lambda s: outbox.list_failed(s, kind=kind, channel=channel, limit=limit))
+    log_cli_access("messages failed", "read", (m.resident_id for m in page.items))
     if json_out:
         print_json([m.model_dump(mode="json") for m in page.items])
         return

@@ -68,6 +68,7 @@ from halsosamtal.messaging.templates import (
     MessageContext,
     MessageKind,
     RenderedMessage,
+    note_language,
     render,
     resolve_language,
 )
@@ -141,7 +142,8 @@ def cached_renderer(settings: Settings) -> Renderer:
     cache: dict[tuple[MessageKind, Form, str, MessageContext], RenderedMessage] = {}
 
     def cached(kind: MessageKind, form: Form, language: str, context: MessageContext) -> RenderedMessage:
-        key = (kind, form, resolve_language(language), context)
+        # A resident of another language may get a note in it under the Swedish text.
+        key = (kind, form, note_language(language) or resolve_language(language), context)
         found = cache.get(key)
         if found is None:
             found = cache[key] = render(kind, form, language, context, settings.template_dir)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from halsosamtal.access.dependencies import Operator
+from halsosamtal.audit.dependencies import Audit
 from halsosamtal.core.http import Page, Session, problem_responses
 from halsosamtal.messaging import outbox
 from halsosamtal.messaging.channels import Channel
@@ -26,6 +27,7 @@ router = APIRouter(prefix="/messages", tags=["messages"])
 async def list_failed_messages(
     session: Session,
     principal: Operator,
+    audit: Audit,
     kind: Annotated[MessageKind | None, Query(description="Only messages of this kind")] = None,
     channel: Annotated[
         Channel | None,
@@ -37,4 +39,6 @@ async def list_failed_messages(
     """Messages that could not be delivered, newest first: after the last try, on a permanent
     refusal by the gateway, or because no channel reaches the resident (`last_error`
     `no_address`). Texts and addresses are not shown."""
-    return await outbox.list_failed(session, kind=kind, channel=channel, limit=limit, cursor=cursor)
+    page = await outbox.list_failed(session, kind=kind, channel=channel, limit=limit, cursor=cursor)
+    audit.add("read", (m.resident_id for m in page.items))
+    return page

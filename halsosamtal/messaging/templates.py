@@ -7,6 +7,16 @@ package's ``templates`` directory; a region can replace any of them, or the shar
 first.
 
 A long template defines two blocks, ``subject`` and ``body``; a short template is its body.
+
+Languages. A resident whose language is ``en`` reads English; everyone else reads Swedish. A
+resident whose language is neither (``ar``, ``so``, ``ti``, ...) also gets one line in their own
+language under the Swedish text when the region supplies it: ``<kind>.note.<language>.j2`` in
+the override directory (e.g. ``invitation.note.ar.j2``), one per message kind. The note goes
+under the body of the letter or mailbox message, and under the SMS when the SMS still fits its
+segments with it (else the SMS goes in Swedish alone: a note never costs a resident their SMS).
+A note is given the same variables, with the dates as digits (``2028-03-31``,
+``2027-03-03 09:15``) since they go into a sentence in another language. Without a note file,
+Swedish alone.
 Variables that the caller did not give are *undefined*, not empty, so a template that needs an
 appointment time fails loudly when rendered without one (``StrictUndefined``); optional ones are
 tested with ``is defined``. The personnummer is never in the context, so no template can print it.
@@ -14,7 +24,10 @@ tested with ``is defined``. The personnummer is never in the context, so no temp
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -26,6 +39,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from halsosamtal.core.clock import STOCKHOLM
+from halsosamtal.messaging.sms import fits_sms
 
 MessageKind = Literal[
     "invitation",
@@ -101,6 +115,18 @@ def resolve_language(language: str) -> Language:
     return "en" if language.strip().lower() == "en" else "sv"
 
 
+_LANGUAGE_CODE = re.compile(r"[a-z]{2}")
+
+
+def note_language(language: str) -> str | None:
+    """The language of the line added under the Swedish text: the resident's own, when it is a
+    2-letter code and neither Swedish nor English; else None."""
+    code = language.strip().lower()
+    if code in LANGUAGES or not _LANGUAGE_CODE.fullmatch(code):
+        return None
+    return code
+
+
 def format_date(value: date, language: Language) -> str:
     """``31 mars 2028`` / ``31 March 2028``."""
     months = _EN_MONTHS if language == "en" else _SV_MONTHS
@@ -162,10 +188,26 @@ class MessageContext:
             found["reminder_number"] = self.reminder_number
         return found
 
+    def note_variables(self) -> dict[str, object]:
+        """The variables of a note in another language: dates and times as digits, Swedish
+        local time (``2028-03-31``, ``2027-03-03 09:15``)."""
+        found = self.variables("sv")
+        found["valid_until"] = self.valid_until.isoformat()
+        if self.appointment_at is not None:
+            found["appointment"] = f"{self.appointment_at.astimezone(STOCKHOLM):%Y-%m-%d %H:%M}"
+        if self.previous_appointment_at is not None:
+            found["previous_appointment"] = (
+                f"{self.previous_appointment_at.astimezone(STOCKHOLM):%Y-%m-%d %H:%M}"
+            )
+        return found
+
 
 @dataclass(frozen=True, slots=True)
 class RenderedMessage:
-    """A rendered text: ``subject`` for the long form, None for the short (SMS) form."""
+    """A rendered text: ``subject`` for the long form, None for the short (SMS) form.
+
+    ``language`` is the language of the text (Swedish or English); ``note``, the template of the
+    line in the resident's own language under it, if one was added."""
 
     kind: MessageKind
     form: Form
@@ -173,11 +215,17 @@ class RenderedMessage:
     template: str
     subject: str | None
     body: str
+    note: str | None = None
 
 
 def template_name(kind: MessageKind, form: Form, language: Language) -> str:
     """The file name of a template, e.g. ``invitation.long.sv.j2``."""
     return f"{kind}.{form}.{language}.j2"
+
+
+def note_template_name(kind: MessageKind, language: str) -> str:
+    """The file name of a note in another language, e.g. ``invitation.note.ar.j2``."""
+    return f"{kind}.note.{language}.j2"
 
 
 @lru_cache(maxsize=32)
@@ -246,22 +294,60 @@ def render(
         raise ValueError(f"template override directory {override_dir} does not exist")
     lang = resolve_language(language)
     name = template_name(kind, form, lang)
-    variables = context.variables(lang)
     env = _environment(override_dir.resolve() if override_dir is not None else None)
-    try:
+    with _template_errors(kind, name):
         template = env.get_template(name)
-        if form == "short":
-            return RenderedMessage(kind, form, lang, name, None, _one_line(template.render(variables)))
-        parts: dict[str, str] = {}
-        for block in ("subject", "body"):
-            if block not in template.blocks:
-                raise MissingVariable(
-                    f"template {name} has no '{block}' block; a long template needs "
-                    "both 'subject' and 'body'",
-                    template=name,
-                    variable=block,
-                )
-            parts[block] = "".join(template.blocks[block](template.new_context(variables)))
+        rendered = _render_form(template, kind, form, lang, name, context.variables(lang))
+    reader = note_language(language)
+    if reader is None:
+        return rendered
+    note_name = note_template_name(kind, reader)
+    with _template_errors(kind, note_name):
+        try:
+            note_template = env.get_template(note_name)
+        except jinja2.TemplateNotFound as exc:
+            if exc.name != note_name:  # pragma: no cover - get_template loads only the note
+                raise
+            return rendered  # the region has no note in this language: Swedish alone
+        note = _one_line(note_template.render(context.note_variables()))
+    if not note:
+        return rendered
+    if form == "short":
+        body = f"{rendered.body}\n{note}"
+        if not fits_sms(body):
+            return rendered
+    else:
+        body = f"{rendered.body}\n\n{note}"
+    return dataclasses.replace(rendered, body=body, note=note_name)
+
+
+def _render_form(
+    template: jinja2.Template,
+    kind: MessageKind,
+    form: Form,
+    lang: Language,
+    name: str,
+    variables: dict[str, object],
+) -> RenderedMessage:
+    if form == "short":
+        return RenderedMessage(kind, form, lang, name, None, _one_line(template.render(variables)))
+    parts: dict[str, str] = {}
+    for block in ("subject", "body"):
+        if block not in template.blocks:
+            raise MissingVariable(
+                f"template {name} has no '{block}' block; a long template needs both 'subject' and 'body'",
+                template=name,
+                variable=block,
+            )
+        parts[block] = "".join(template.blocks[block](template.new_context(variables)))
+    return RenderedMessage(kind, form, lang, name, _one_line(parts["subject"]), _long_text(parts["body"]))
+
+
+@contextmanager
+def _template_errors(kind: MessageKind, name: str) -> Iterator[None]:
+    """Jinja's errors as ``MessageTemplateError``s naming the template (and the variable)."""
+    try:
+        yield
     except jinja2.TemplateNotFound as exc:
         missing = exc.name if isinstance(exc.name, str) else name
         raise MissingTemplate(f"template {missing} not found (wanted by {name})", template=missing) from exc
@@ -281,4 +367,3 @@ def render(
         ) from exc
     except jinja2.TemplateError as exc:  # e.g. a sandbox refusal
         raise MessageTemplateError(f"template {name}: {exc}", template=name) from exc
-    return RenderedMessage(kind, form, lang, name, _one_line(parts["subject"]), _long_text(parts["body"]))

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from halsosamtal.access.dependencies import require
 from halsosamtal.access.schemas import Principal
+from halsosamtal.audit.dependencies import Audit
 from halsosamtal.booking import service
 from halsosamtal.booking.schemas import (
     AppointmentOut,
@@ -25,6 +26,7 @@ from halsosamtal.booking.schemas import (
 )
 from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
+from halsosamtal.residents.lookup import ids_by_personnummer
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 
@@ -38,12 +40,12 @@ AppointmentId = Annotated[int, Path(ge=1, le=MAX_ID)]
     response_model=Page[FreeSlot],
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def search_slots(body: SlotSearch, session: Session, principal: Portal) -> Page[FreeSlot]:
+async def search_slots(body: SlotSearch, session: Session, principal: Portal, audit: Audit) -> Page[FreeSlot]:
     """Free times the resident can book for their invitation: at the unit that invited them, at
     least the year's lead time from now (7 days by default, for lab samples), before the
     invitation's last valid day, within `first_day`..`last_day` when given; by time, paged.
     A read: it changes nothing, so it needs no Idempotency-Key."""
-    return await service.search_free(
+    page = await service.search_free(
         session,
         body.personnummer,
         body.invitation_id,
@@ -52,6 +54,8 @@ async def search_slots(body: SlotSearch, session: Session, principal: Portal) ->
         limit=body.limit,
         cursor=body.cursor,
     )
+    audit.add("read", await ids_by_personnummer(session, [body.personnummer]))
+    return page
 
 
 @router.post(
@@ -66,6 +70,7 @@ async def book(
     request: Request,
     session: Session,
     principal: Portal,
+    audit: Audit,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Book a time for the resident's planned or open invitation. 409 `slot-taken` when
@@ -74,16 +79,16 @@ async def book(
     `slot-too-soon` (inside the lead time), `slot-before-valid-from` (before the programme year
     begins), `slot-after-valid-until`. A confirmation goes out,
     and a reminder before the time."""
-    return await idempotent(
-        session,
-        request,
-        principal.client_id,
-        idempotency_key,
-        body,
-        lambda: service.book(
+
+    async def book() -> AppointmentOut:
+        done = await service.book(
             session, body.personnummer, body.invitation_id, body.slot_id, actor=principal.name
-        ),
-        status_code=201,
+        )
+        audit.add("create", await ids_by_personnummer(session, [body.personnummer]))
+        return done
+
+    return await idempotent(
+        session, request, principal.client_id, idempotency_key, body, book, status_code=201
     )
 
 
@@ -99,18 +104,20 @@ async def move_booking(
     request: Request,
     session: Session,
     principal: Portal,
+    audit: Audit,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Move the resident's booked time to another in one step: the new time is held and the old
     one free, or (409 `slot-taken`) nothing changed. Same rules as booking."""
-    return await idempotent(
-        session,
-        request,
-        principal.client_id,
-        idempotency_key,
-        body,
-        lambda: service.move(session, body.personnummer, appointment_id, body.slot_id, actor=principal.name),
-    )
+
+    async def move() -> AppointmentOut:
+        done = await service.move(
+            session, body.personnummer, appointment_id, body.slot_id, actor=principal.name
+        )
+        audit.add("update", await ids_by_personnummer(session, [body.personnummer]))
+        return done
+
+    return await idempotent(session, request, principal.client_id, idempotency_key, body, move)
 
 
 @router.post(
@@ -125,15 +132,17 @@ async def cancel_booking(
     request: Request,
     session: Session,
     principal: Portal,
+    audit: Audit,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Cancel the resident's time: it is free at once, the invitation is open again, and a
     cancellation confirmation goes out."""
-    return await idempotent(
-        session,
-        request,
-        principal.client_id,
-        idempotency_key,
-        body,
-        lambda: service.cancel_by_resident(session, body.personnummer, appointment_id, actor=principal.name),
-    )
+
+    async def cancel() -> AppointmentOut:
+        done = await service.cancel_by_resident(
+            session, body.personnummer, appointment_id, actor=principal.name
+        )
+        audit.add("update", await ids_by_personnummer(session, [body.personnummer]))
+        return done
+
+    return await idempotent(session, request, principal.client_id, idempotency_key, body, cancel)

@@ -15,13 +15,14 @@ from pydantic import Field
 
 from halsosamtal.access.dependencies import require
 from halsosamtal.access.schemas import Principal
+from halsosamtal.audit.dependencies import Audit
 from halsosamtal.booking import service as booking
 from halsosamtal.booking.schemas import AppointmentOut
 from halsosamtal.core.http import MAX_ID, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import lifecycle
 from halsosamtal.invitations.lifecycle import InvitationView
-from halsosamtal.residents.lookup import ResidentLookup
+from halsosamtal.residents.lookup import ResidentLookup, ids_by_personnummer
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 
@@ -44,7 +45,9 @@ class DeclineRequest(ResidentLookup):
     response_model=ResidentInvitation,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def get_invitation(body: ResidentLookup, session: Session, principal: Portal) -> ResidentInvitation:
+async def get_invitation(
+    body: ResidentLookup, session: Session, principal: Portal, audit: Audit
+) -> ResidentInvitation:
     """The logged-in resident's current invitation (planned, open, booked or attended): unit,
     year, age, last valid day, status and the booked time. 404 `no-invitation` when there is none.
 
@@ -52,6 +55,7 @@ async def get_invitation(body: ResidentLookup, session: Session, principal: Port
     to a signed token per resident."""
     found = await lifecycle.current_invitation(session, body.personnummer)
     appointment = await booking.current_appointment(session, found.id)
+    audit.add("read", await ids_by_personnummer(session, [body.personnummer]))
     return ResidentInvitation(**found.model_dump(), appointment=appointment)
 
 
@@ -66,6 +70,7 @@ async def decline_invitation(
     request: Request,
     session: Session,
     principal: Portal,
+    audit: Audit,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The resident declines their invitation: no reminders or other messages about it follow.
@@ -81,6 +86,7 @@ async def decline_invitation(
         declined = await lifecycle.decline(
             session, body.personnummer, body.invitation_id, actor=principal.name
         )
+        audit.add("update", await ids_by_personnummer(session, [body.personnummer]))
         return ResidentInvitation(**declined.model_dump())
 
     return await idempotent(session, request, principal.client_id, idempotency_key, body, decline)

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends
 
 from halsosamtal.access.dependencies import require
 from halsosamtal.access.schemas import Principal
+from halsosamtal.audit.dependencies import Audit
 from halsosamtal.core.http import Session, problem_responses
+from halsosamtal.residents.lookup import ids_by_personnummer
 from halsosamtal.results import service
 from halsosamtal.results.plain import summary
 from halsosamtal.results.schemas import PortalResultRequest, ResidentSummary
@@ -24,9 +26,12 @@ Portal = Annotated[Principal, Depends(require("portal"))]
     response_model=ResidentSummary,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def get_result(body: PortalResultRequest, session: Session, principal: Portal) -> ResidentSummary:
+async def get_result(
+    body: PortalResultRequest, session: Session, principal: Portal, audit: Audit
+) -> ResidentSummary:
     """The resident's health talk result in plain words (Swedish by default): the 10-year risk
     or why it was not estimated, BMI, each living habit, the advice given and the referrals.
     404 `no-invitation` when there is no completed talk with a result (a retracted one is gone)."""
     result, unit_name = await service.resident_result(session, body.personnummer, body.invitation_id)
+    audit.add("read", await ids_by_personnummer(session, [body.personnummer]))
     return summary(result, unit_name, body.language)

@@ -13,10 +13,12 @@ from typing import IO, Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from halsosamtal.audit.trail import cli_who
 from halsosamtal.core import clock
 from halsosamtal.core.cli import DryRun, import_app, not_after_today, run_in_transaction
 from halsosamtal.core.console import console, err_console, progress
 from halsosamtal.core.imports import ImportSummary, Reject
+from halsosamtal.core.settings import get_settings
 from halsosamtal.register.service import import_register
 
 CHUNK_BYTES = 1 << 20
@@ -130,6 +132,8 @@ def import_residents_command(
                 actor="cli",
                 reject_limit=0,
                 on_reject=report.add,
+                who=cli_who(),
+                audit=get_settings().audit_log,
             )
 
         try:

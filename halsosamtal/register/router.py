@@ -9,7 +9,10 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import text
 
 from halsosamtal.access.dependencies import Operator
+from halsosamtal.audit.dependencies import AccessPurpose, ActingPerson
+from halsosamtal.audit.trail import Who
 from halsosamtal.core import clock
+from halsosamtal.core.context import current_request_id
 from halsosamtal.core.errors import InvalidInput
 from halsosamtal.core.http import Session, problem_responses
 from halsosamtal.core.imports import ImportSummary
@@ -45,6 +48,8 @@ async def import_residents_endpoint(
     request: Request,
     session: Session,
     principal: Operator,
+    acting_person: ActingPerson = None,
+    purpose: AccessPurpose = None,
     snapshot: Annotated[
         bool,
         Query(
@@ -84,4 +89,8 @@ async def import_residents_endpoint(
         source="api",
         actor=principal.name,
         reject_limit=DEFAULT_REJECT_LIMIT,
+        who=Who(
+            principal.client_id, principal.name, principal.role, acting_person, purpose, current_request_id()
+        ),
+        audit=request.app.state.settings.audit_log,
     )

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from halsosamtal.audit.trail import Who, record_selected
 from halsosamtal.core.imports import ImportSummary, Reject
 from halsosamtal.invitations.lifecycle import apply_register_changes
-from halsosamtal.residents.importer import import_residents
+from halsosamtal.residents.importer import CREATED_NOW, UPDATED_NOW, import_residents
 
 
 async def import_register(
@@ -21,10 +22,13 @@ async def import_register(
     source: str,
     actor: str,
     reject_limit: int,
+    who: Who,
     on_reject: Callable[[Reject], None] | None = None,
+    audit: bool = True,
 ) -> ImportSummary:
     """Import a residents file and, in the same transaction, withdraw the invitations of
-    residents who died or moved away and move open ones with a listing to another unit."""
+    residents who died or moved away and move open ones with a listing to another unit. Each
+    resident the import inserted or changed is recorded in the access log (set-based)."""
     summary = await import_residents(
         session,
         chunks,
@@ -36,4 +40,7 @@ async def import_register(
         on_reject=on_reject,
     )
     await apply_register_changes(session, as_of, actor=actor)
+    if audit:
+        await record_selected(session, who, "import_residents", "create", CREATED_NOW)
+        await record_selected(session, who, "import_residents", "update", UPDATED_NOW)
     return summary

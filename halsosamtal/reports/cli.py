@@ -23,6 +23,7 @@ from halsosamtal.core.console import console, err_console, fail
 from halsosamtal.core.imports import RejectReport, UnreadableFile, read_text
 from halsosamtal.core.settings import get_settings
 from halsosamtal.reports import cni, export, html, outcomes, participation, reimbursement
+from halsosamtal.reports.i18n import DEFAULT_LANG, Lang, parse_lang
 from halsosamtal.reports.schemas import (
     CniImportSummary,
     OutcomeDimension,
@@ -46,11 +47,27 @@ class OutputFormat(StrEnum):
     html = "html"
 
 
+class ReportLanguage(StrEnum):
+    sv = "sv"
+    en = "en"
+
+
 Year = Annotated[int, typer.Option(help="Programme year (reimbursement: calendar year of the months).")]
 Unit = Annotated[str | None, typer.Option(help="Only this care unit (HSA-id).")]
 Month = Annotated[int | None, typer.Option(min=1, max=12, help="Only this month (reimbursement).")]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="table, csv, json or html.")]
 Out = Annotated[Path | None, typer.Option(help="Write to this file (default: standard output).")]
+ExcelOption = Annotated[
+    bool,
+    typer.Option(
+        "--excel",
+        help="With --format csv: for Swedish Excel (semicolons, decimal comma, CRLF, UTF-8 BOM).",
+    ),
+]
+LangOption = Annotated[
+    ReportLanguage | None,
+    typer.Option("--lang", help="Language of the HTML report: sv (Swedish, the default) or en."),
+]
 
 # The HTML report always shows these breakdowns (its charts need them).
 HTML_PARTICIPATION: tuple[ParticipationDimension, ...] = (
@@ -67,7 +84,7 @@ def _write(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
         return
-    out.write_text(text, encoding="utf-8")
+    out.write_text(text, encoding="utf-8", newline="")  # a CSV for Excel keeps its CRLF anywhere
     err_console.print(f"wrote {out}")
 
 
@@ -100,6 +117,20 @@ def _threshold() -> int:
     return get_settings().small_cell_threshold
 
 
+def _excel(excel: bool, fmt: OutputFormat) -> bool:
+    if excel and fmt is not OutputFormat.csv:
+        fail("--excel is for --format csv")
+    return excel
+
+
+def _lang(lang: ReportLanguage | None, fmt: OutputFormat) -> Lang:
+    """The HTML report's language; --lang says nothing to the other formats, so it is refused
+    there rather than ignored."""
+    if lang is not None and fmt is not OutputFormat.html:
+        fail("--lang is for --format html (the table, CSV and JSON keep their English column names)")
+    return DEFAULT_LANG if lang is None else parse_lang(lang.value)
+
+
 @app.command("participation")
 def participation_command(
     year: Year,
@@ -111,10 +142,14 @@ def participation_command(
     ] = None,
     fmt: FormatOption = OutputFormat.table,
     out: Out = None,
+    lang: LangOption = None,
+    excel: ExcelOption = False,
 ) -> None:
     """The participation funnel of a programme year, in total and by the breakdowns asked for
     (default: unit). Small cells are suppressed."""
     _no_month(month)
+    language = _lang(lang, fmt)
+    _excel(excel, fmt)
     dimensions = _dimensions(group_by or ["unit"], participation.DIMENSIONS, "--group-by")
     if fmt is OutputFormat.html:
         dimensions = list(dict.fromkeys([*HTML_PARTICIPATION, *dimensions]))
@@ -129,9 +164,9 @@ def participation_command(
     if fmt is OutputFormat.json:
         _write(_json(report), out)
     elif fmt is OutputFormat.csv:
-        _write(export.participation_csv(report), out)
+        _write(export.participation_csv(report, excel=excel), out)
     elif fmt is OutputFormat.html:
-        _write(html.render(title=f"Participation {year}", participation=report), out)
+        _write(html.render(participation=report, lang=language), out)
     else:
         _print_tables(_participation_tables(report), out)
 
@@ -146,10 +181,14 @@ def outcomes_command(
     ] = None,
     fmt: FormatOption = OutputFormat.table,
     out: Out = None,
+    lang: LangOption = None,
+    excel: ExcelOption = False,
 ) -> None:
     """Health outcomes among the year's completed talks, in total and by the breakdowns asked
     for (default: sex). Small cells are suppressed."""
     _no_month(month)
+    language = _lang(lang, fmt)
+    _excel(excel, fmt)
     dimensions = _dimensions(group_by or ["sex"], outcomes.DIMENSIONS, "--group-by")
     if fmt is OutputFormat.html:
         dimensions = list(dict.fromkeys([*HTML_OUTCOMES, *dimensions]))
@@ -164,9 +203,9 @@ def outcomes_command(
     if fmt is OutputFormat.json:
         _write(_json(report), out)
     elif fmt is OutputFormat.csv:
-        _write(export.outcomes_csv(report), out)
+        _write(export.outcomes_csv(report, excel=excel), out)
     elif fmt is OutputFormat.html:
-        _write(html.render(title=f"Health outcomes {year}", outcomes=report), out)
+        _write(html.render(outcomes=report, lang=language), out)
     else:
         _print_tables(_outcome_tables(report), out)
 
@@ -179,22 +218,25 @@ def reimbursement_command(
     fmt: FormatOption = OutputFormat.table,
     out: Out = None,
     lines: Annotated[bool, typer.Option("--lines", help="table: list every line too.")] = False,
+    lang: LangOption = None,
+    excel: ExcelOption = False,
 ) -> None:
     """The reimbursement statement per care unit and month: talks, start grants and reversals,
     with totals. Not suppressed."""
+    language = _lang(lang, fmt)
+    _excel(excel, fmt)
 
     async def work(session: AsyncSession) -> ReimbursementStatement:
         scope = await resolve_scope(session, None, unit)
         return await reimbursement.statement(session, year, month, scope=scope)
 
     report = run_in_transaction(work)
-    period = f"{year}" + (f"-{month:02d}" if month else "")
     if fmt is OutputFormat.json:
         _write(_json(report), out)
     elif fmt is OutputFormat.csv:
-        _write(export.reimbursement_csv(report), out)
+        _write(export.reimbursement_csv(report, excel=excel), out)
     elif fmt is OutputFormat.html:
-        _write(html.render(title=f"Reimbursement {period}", reimbursement=report), out)
+        _write(html.render(reimbursement=report, lang=language), out)
     else:
         _print_tables(_statement_tables(report, with_lines=lines), out)
 
@@ -204,9 +246,11 @@ def summary_command(
     year: Year,
     unit: Unit = None,
     out: Out = None,
+    lang: LangOption = None,
 ) -> None:
     """One HTML file with all three reports for the year: the funnel and participation by
-    unit, sex, age and area; health outcomes; the reimbursement statement per unit."""
+    unit, sex, age and area; health outcomes; the reimbursement statement per unit. In Swedish,
+    or English with --lang en."""
 
     async def work(
         session: AsyncSession,
@@ -223,10 +267,10 @@ def summary_command(
 
     taking_part, health, statement = run_in_transaction(work)
     page = html.render(
-        title=f"Health dialogues {year}",
         participation=taking_part,
         outcomes=health,
         reimbursement=statement,
+        lang=_lang(lang, OutputFormat.html),
     )
     _write(page, out)
 

@@ -1,14 +1,23 @@
 """The reports as CSV: one row per group (participation, outcomes) or per line and total
 (reimbursement). A suppressed figure is its mark ("<5" or ".."); shares are fractions to 4
-decimals, amounts in SEK with 2 decimals, times in ISO 8601."""
+decimals, amounts in SEK with 2 decimals, times in ISO 8601.
+
+Plain CSV by default (comma, decimal point, LF, no BOM): what programs read. With ``excel``, the
+CSV that Swedish Excel opens by double-click with every column in place: semicolons, a decimal
+comma in every decimal number, CRLF line ends and a UTF-8 byte order mark (without it Excel
+reads the file as Windows-1252 and å, ä, ö come out garbled), times as ``2027-03-04 10:15:00``
+in Swedish time (Excel reads that as a date and time; not an offset)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
+from halsosamtal.core.clock import STOCKHOLM
 from halsosamtal.reports.schemas import (
     FunnelCounts,
     FunnelRates,
@@ -23,12 +32,37 @@ COUNT_FIELDS = tuple(FunnelCounts.model_fields)
 RATE_FIELDS = tuple(FunnelRates.model_fields)
 
 
-def _csv(header: list[str], rows: Iterable[list[Any]]) -> str:
+BOM = "\ufeff"
+_DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+")
+
+
+def _excel_cell(value: Any) -> Any:
+    """A decimal number with a decimal comma; anything else as it is (ids, marks, names)."""
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        return value.replace(".", ",")
+    return value
+
+
+def _csv(header: list[str], rows: Iterable[list[Any]], *, excel: bool = False) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
+    if excel:
+        out.write(BOM)
+        writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+        writer.writerow(header)
+        writer.writerows([_excel_cell(v) for v in row] for row in rows)
+    else:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
     return out.getvalue()
+
+
+def _time(value: datetime | None, *, excel: bool) -> str:
+    if value is None:
+        return ""
+    if excel:
+        return value.astimezone(STOCKHOLM).strftime("%Y-%m-%d %H:%M:%S")
+    return value.isoformat()
 
 
 def _groups(report: ParticipationReport | OutcomesReport) -> Iterator[tuple[str, Any]]:
@@ -38,7 +72,7 @@ def _groups(report: ParticipationReport | OutcomesReport) -> Iterator[tuple[str,
             yield dimension, group
 
 
-def participation_csv(report: ParticipationReport) -> str:
+def participation_csv(report: ParticipationReport, *, excel: bool = False) -> str:
     header = ["breakdown", "key", "label", *COUNT_FIELDS, *(f"rate_{r}" for r in RATE_FIELDS)]
 
     def row(dimension: str, g: ParticipationGroup) -> list[Any]:
@@ -46,7 +80,7 @@ def participation_csv(report: ParticipationReport) -> str:
         rates = [getattr(g.rates, f).shown for f in RATE_FIELDS]
         return [dimension, g.key or "", g.label, *counts, *rates]
 
-    return _csv(header, (row(d, g) for d, g in _groups(report)))
+    return _csv(header, (row(d, g) for d, g in _groups(report)), excel=excel)
 
 
 def outcome_columns(group: OutcomeGroup) -> list[tuple[str, str]]:
@@ -67,11 +101,12 @@ def outcome_columns(group: OutcomeGroup) -> list[tuple[str, str]]:
     return cols
 
 
-def outcomes_csv(report: OutcomesReport) -> str:
+def outcomes_csv(report: OutcomesReport, *, excel: bool = False) -> str:
     header = ["breakdown", "key", "label", *(c for c, _ in outcome_columns(report.total))]
     return _csv(
         header,
         ([d, g.key or "", g.label, *(v for _, v in outcome_columns(g))] for d, g in _groups(report)),
+        excel=excel,
     )
 
 
@@ -91,7 +126,7 @@ STATEMENT_HEADER = [
 ]
 
 
-def reimbursement_csv(report: ReimbursementStatement) -> str:
+def reimbursement_csv(report: ReimbursementStatement, *, excel: bool = False) -> str:
     """The lines, then one ``total`` row per unit and month, per month and for the period (an
     empty month or unit is "all"); ``quantity`` of a total row is its number of lines."""
     rows: list[list[Any]] = [
@@ -102,7 +137,7 @@ def reimbursement_csv(report: ReimbursementStatement) -> str:
             ln.care_unit_name,
             ln.kind,
             ln.external_id or "",
-            ln.event_at.isoformat() if ln.event_at else "",
+            _time(ln.event_at, excel=excel),
             ln.reverses or "",
             ln.programme_year,
             ln.quantity,
@@ -128,4 +163,4 @@ def reimbursement_csv(report: ReimbursementStatement) -> str:
         ]
         for t in report.totals
     ]
-    return _csv(STATEMENT_HEADER, rows)
+    return _csv(STATEMENT_HEADER, rows, excel=excel)

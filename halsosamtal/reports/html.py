@@ -1,29 +1,42 @@
 """The reports as one self-contained HTML file: inline CSS and inline SVG charts drawn here, no
-script and no link to anything outside the file, so it opens offline in any browser."""
+script and no link to anything outside the file, so it opens offline in any browser.
+
+Swedish by default, English with ``lang="en"``: one template whose every word comes from the
+message catalogue of :mod:`halsosamtal.reports.i18n`. A municipality is shown by its name (SCB's
+list), a sex, an age or a CNI quintile in words; unit names and DeSO codes are data. The print
+stylesheet lays every table out within an A4 page (landscape): wide tables wrap, none is cut."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
+from halsosamtal.core.clock import local_today
+from halsosamtal.places.municipalities import SOURCE as MUNICIPALITY_SOURCE
+from halsosamtal.places.municipalities import municipality_name
 from halsosamtal.reports import charts
+from halsosamtal.reports.i18n import DEFAULT_LANG, Lang, Locale
 from halsosamtal.reports.schemas import (
-    CountShare,
     OutcomeGroup,
     OutcomesReport,
+    ParticipationGroup,
     ParticipationReport,
     ReimbursementStatement,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
-BREAKDOWN_TITLES = {
-    "unit": "care unit",
-    "age": "age",
-    "sex": "sex",
-    "municipality": "municipality",
-    "deso": "DeSO area",
-    "cni_quintile": "Care Need Index quintile",
+
+# The breakdowns that get a chart in the participation section, in this order.
+PARTICIPATION_CHARTS = {
+    "unit": "chart-unit",
+    "sex": "chart-sex",
+    "age": "chart-age",
+    "municipality": "chart-area",
+    "cni_quintile": "chart-cni",
+    "deso": "chart-deso",
 }
 
 
@@ -37,106 +50,159 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _participation_charts(report: ParticipationReport) -> list[charts.Chart]:
-    out = [charts.funnel_chart(report.total)]
-    titles = {
-        "unit": ("chart-unit", "Participation by care unit"),
-        "sex": ("chart-sex", "Participation by sex"),
-        "age": ("chart-age", "Participation by age"),
-        "municipality": ("chart-area", "Participation by municipality"),
-        "cni_quintile": ("chart-cni", "Participation by Care Need Index quintile"),
-        "deso": ("chart-deso", "Participation by DeSO area"),
-    }
-    for dimension, (chart_id, title) in titles.items():
+def group_label(dimension: str, group: ParticipationGroup | OutcomeGroup, t: Locale) -> str:
+    """A group's name in the report's language: sex, age and quintile in words, a municipality
+    by its name, a unit by its name; a group without a key is "unknown"."""
+    key = group.key
+    if key is None:
+        return t("unknown")
+    if dimension == "sex" and key in ("F", "M"):
+        return t(f"sex.{key}")
+    if dimension == "age":
+        return t("age.value", age=key)
+    if dimension == "cni_quintile":
+        return t("cni.quintile", quintile=key)
+    if dimension == "municipality":
+        return municipality_name(key) or key
+    return group.label
+
+
+def _participation_charts(report: ParticipationReport, t: Locale) -> list[charts.Chart]:
+    out = [charts.funnel_chart(report.total, t)]
+    for dimension, chart_id in PARTICIPATION_CHARTS.items():
         groups = report.groups.get(dimension)
         if not groups or all(g.key is None for g in groups):  # e.g. no CNI table imported
             continue
-        rows = [(g.label, g.rates.participation) for g in groups]
-        out.append(charts.share_chart(chart_id, title, rows, "Completed talks of those invited"))
+        rows = [(group_label(dimension, g, t), g.rates.participation) for g in groups]
+        out.append(
+            charts.share_chart(
+                chart_id,
+                t(f"chart.participation.{dimension}"),
+                rows,
+                t("chart.participation.note"),
+                t,
+            )
+        )
     return out
 
 
-def _outcome_charts(report: OutcomesReport) -> list[charts.Chart]:
+def _outcome_charts(report: OutcomesReport, t: Locale) -> list[charts.Chart]:
     total = report.total
-    habits = [(name.replace("_", " ").capitalize(), h.unhealthy.share) for name, h in total.habits.items()]
-    habits.append(("Any of them", total.any_unhealthy.share))
-    score2 = [(name.replace("_", " ").capitalize(), pair.share) for name, pair in total.score2.items()]
+    habits = [(t(f"habit.{name}"), h.unhealthy.share) for name, h in total.habits.items()]
+    habits.append((t("habits.any"), total.any_unhealthy.share))
+    score2 = [(t(f"score2.{name}").capitalize(), pair.share) for name, pair in total.score2.items()]
+    note = t("chart.outcomes.note")
     return [
-        charts.share_chart("chart-habits", "Unhealthy living habits", habits, "Share of completed talks"),
-        charts.share_chart("chart-score2", "SCORE2 risk category", score2, "Share of completed talks"),
+        charts.share_chart("chart-habits", t("chart.habits"), habits, note, t),
+        charts.share_chart("chart-score2", t("chart.score2"), score2, note, t),
     ]
 
 
-def _reimbursement_chart(statement: ReimbursementStatement) -> charts.Chart:
+def _reimbursement_chart(statement: ReimbursementStatement, t: Locale) -> charts.Chart:
     per_unit = [
-        (t.care_unit_name or t.care_unit, t.amount)
-        for t in statement.totals
-        if t.month is None and t.care_unit is not None
+        (total.care_unit_name or total.care_unit, total.amount)
+        for total in statement.totals
+        if total.month is None and total.care_unit is not None
     ]
-    period = f"{statement.year}" + (f"-{statement.month:02d}" if statement.month else "")
+    period = t.period(statement.year, statement.month)
     return charts.amount_chart(
-        "chart-reimbursement", f"Reimbursement per care unit, {period}", per_unit, "SEK"
+        "chart-reimbursement",
+        t("chart.reimbursement", period=period),
+        per_unit,
+        t("chart.reimbursement.note"),
+        t,
     )
 
 
-def _pair(pair: CountShare) -> str:
-    """A count and its share, as the table shows them: "73 (51.4 %)"."""
-    if pair.count.suppressed or pair.count.value is None:
-        return pair.count.shown
-    if pair.share.suppressed:
-        return f"{pair.count.shown} ({pair.share.shown})"
-    if pair.share.value is None:
-        return pair.count.shown
-    return f"{pair.count.shown} ({float(pair.share.value) * 100:.1f} %)"
-
-
-def _words(name: str) -> str:
-    return name.replace("_", " ")
-
-
-def outcome_rows(groups: list[OutcomeGroup]) -> list[tuple[str, list[str]]]:
+def outcome_rows(groups: list[OutcomeGroup], t: Locale | None = None) -> list[tuple[str, list[str]]]:
     """The outcome figures as rows (one column per group): there are many figures, few groups."""
+    t = t or Locale(DEFAULT_LANG)
     first = groups[0]
-    rows = [("Completed talks", [g.completed.shown for g in groups])]
+    rows = [(t("outcomes.completed"), [t.count(g.completed) for g in groups])]
     for habit in first.habits:
-        rows.append(
-            (f"{_words(habit).capitalize()}: unhealthy", [_pair(g.habits[habit].unhealthy) for g in groups])
-        )
+        name = t(f"habit.{habit}")
+        rows.append((t("habit.unhealthy", habit=name), [t.pair(g.habits[habit].unhealthy) for g in groups]))
         for action in first.habits[habit].actions:
             rows.append(
                 (
-                    f"{_words(habit).capitalize()}: {_words(action)}",
-                    [_pair(g.habits[habit].actions[action]) for g in groups],
+                    t("habit.action", habit=name, action=t(f"action.{action}")),
+                    [t.pair(g.habits[habit].actions[action]) for g in groups],
                 )
             )
-    rows.append(("Any unhealthy habit", [_pair(g.any_unhealthy) for g in groups]))
+    rows.append((t("habits.any"), [t.pair(g.any_unhealthy) for g in groups]))
     for kind in first.referrals:
-        label = "Any referral" if kind == "any" else f"Referral: {_words(kind)}"
-        rows.append((label, [_pair(g.referrals[kind]) for g in groups]))
+        label = t("referral.any") if kind == "any" else t("referral.kind", kind=t(f"referral.{kind}"))
+        rows.append((label, [t.pair(g.referrals[kind]) for g in groups]))
     for category in first.score2:
-        rows.append((f"SCORE2: {_words(category)}", [_pair(g.score2[category]) for g in groups]))
-    rows.append(("BMI measured", [g.bmi.measured.shown for g in groups]))
-    rows.append(("Mean BMI", [g.bmi.mean.shown for g in groups]))
+        label = t("score2.category", category=t(f"score2.{category}"))
+        rows.append((label, [t.pair(g.score2[category]) for g in groups]))
+    rows.append((t("bmi.measured"), [t.count(g.bmi.measured) for g in groups]))
+    rows.append((t("bmi.mean"), [t.mean(g.bmi.mean) for g in groups]))
     return rows
+
+
+def default_title(
+    t: Locale,
+    participation: ParticipationReport | None,
+    outcomes: OutcomesReport | None,
+    reimbursement: ReimbursementStatement | None,
+) -> str:
+    """ "Hälsosamtal 2027" for more than one report, else the one report's own title."""
+    given = [r for r in (participation, outcomes, reimbursement) if r is not None]
+    if len(given) != 1:
+        year = given[0].year if given else local_today().year
+        return t("title.summary", year=year)
+    if participation is not None:
+        return t("title.participation", year=participation.year)
+    if outcomes is not None:
+        return t("title.outcomes", year=outcomes.year)
+    assert reimbursement is not None
+    return t("title.reimbursement", period=t.period(reimbursement.year, reimbursement.month))
 
 
 def render(
     *,
-    title: str,
+    title: str | None = None,
     participation: ParticipationReport | None = None,
     outcomes: OutcomesReport | None = None,
     reimbursement: ReimbursementStatement | None = None,
+    lang: Lang = DEFAULT_LANG,
+    produced: dt.date | None = None,
 ) -> str:
-    """One HTML document with the sections of the reports given."""
+    """One HTML document with the sections of the reports given, in ``lang``.
+
+    ``title``: the document's heading (default: from the reports given, in ``lang``);
+    ``produced``: the date the footer gives (default: today in Sweden)."""
+    t = Locale(lang)
     template = _environment().get_template("report.html.j2")
-    return template.render(
-        title=title,
-        participation=participation,
-        participation_charts=_participation_charts(participation) if participation else [],
-        outcomes=outcomes,
-        outcome_charts=_outcome_charts(outcomes) if outcomes else [],
-        outcome_rows=outcome_rows,
-        reimbursement=reimbursement,
-        reimbursement_chart=_reimbursement_chart(reimbursement) if reimbursement else None,
-        breakdown_titles=BREAKDOWN_TITLES,
-    )
+    context: dict[str, Any] = {
+        "t": t,
+        "lang": lang,
+        "title": title or default_title(t, participation, outcomes, reimbursement),
+        "produced": t.long_date(produced or local_today()),
+        "municipality_source": MUNICIPALITY_SOURCE,
+        "participation": participation,
+        "participation_charts": _participation_charts(participation, t) if participation else [],
+        "outcomes": outcomes,
+        "outcome_charts": _outcome_charts(outcomes, t) if outcomes else [],
+        "outcome_rows": lambda groups: outcome_rows(groups, t),
+        "reimbursement": reimbursement,
+        "reimbursement_chart": _reimbursement_chart(reimbursement, t) if reimbursement else None,
+        "label": lambda dimension, group: group_label(dimension, group, t),
+        "count_fields": COUNT_FIELDS,
+    }
+    return template.render(context)
+
+
+COUNT_FIELDS = (
+    "cohort",
+    "invited",
+    "reminded",
+    "booked",
+    "attended",
+    "completed",
+    "declined",
+    "no_show",
+    "withdrawn",
+    "expired",
+)

@@ -17,7 +17,8 @@ Definitions (per invitation of the year; see the package docstring for the reaso
 Unit: the unit the resident was listed at (``listing_periods``) on the day the invitation was
 sent (Swedish date); for an invitation not sent, or a resident with no listing on that day, the
 invitation's own unit. Age: the target age of the invitation. Sex, municipality and DeSO: the
-resident's, as the register has them now (the register keeps no history of them). CNI quintile:
+resident's, as the register has them now (the register keeps no history of them); a
+municipality is labelled with its name from SCB's list (its code is the key). CNI quintile:
 ``ntile(5)`` over the imported DeSO areas ordered by CNI ascending (ties by DeSO code), so
 quintile 5 is the highest care need; areas without a CNI are "unknown".
 """
@@ -30,6 +31,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from halsosamtal.places.municipalities import municipality_name
 from halsosamtal.reports.schemas import (
     FunnelCounts,
     FunnelRates,
@@ -153,6 +155,8 @@ def _label(dimension: str, key: str | None, label: str | None) -> str:
         return SEX_LABELS.get(key, key)
     if dimension == "cni_quintile":
         return f"quintile {key}"
+    if dimension == "municipality":
+        return municipality_name(key) or key
     return label or key
 
 

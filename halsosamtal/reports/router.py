@@ -1,6 +1,7 @@
 """Reports for operators and, for their own units, the centres' EHR clients: participation,
 health outcomes and the reimbursement statement (JSON, or CSV with ``Accept: text/csv`` or
-``?format=csv``); closing a reimbursement month; importing the Care Need Index."""
+``?format=csv``, and CSV for Swedish Excel with ``?excel=true``); closing a reimbursement month;
+importing the Care Need Index."""
 
 from __future__ import annotations
 
@@ -40,6 +41,13 @@ Format = Annotated[
     Literal["json", "csv"] | None,
     Query(description="csv: a CSV download (also with `Accept: text/csv`); default json"),
 ]
+Excel = Annotated[
+    bool,
+    Query(
+        description="true: the CSV for Swedish Excel (semicolons, decimal comma, CRLF, UTF-8 BOM), "
+        "which opens by double-click with every column in place; implies CSV"
+    ),
+]
 
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The report"}
@@ -58,7 +66,11 @@ CNI_CSV_BODY = {
 _CSV_TYPES = ("text/csv", "text/plain", "application/octet-stream")
 
 
-def _wants_csv(request: Request, fmt: str | None) -> bool:
+def _wants_csv(request: Request, fmt: str | None, excel: bool = False) -> bool:
+    if excel:
+        if fmt == "json":
+            raise InvalidInput("excel=true is a CSV for Excel; leave out format=json", field="excel")
+        return True
     if fmt is not None:
         return fmt == "csv"
     accept = request.headers.get("accept", "")
@@ -91,6 +103,7 @@ async def participation_report(
     unit: Unit = None,
     group_by: Annotated[ParticipationDimension, Query(description="The breakdown")] = "unit",
     format: Format = None,
+    excel: Excel = False,
 ) -> Any:
     """The participation funnel of a programme year: cohort, invited, reminded, booked,
     attended, completed, and declined, no-show, withdrawn and expired, with rates (shares of the
@@ -104,8 +117,8 @@ async def participation_report(
     report = await participation.participation(
         session, year, group_by=[group_by], scope=scope, threshold=_threshold(request)
     )
-    if _wants_csv(request, format):
-        return _csv(export.participation_csv(report), f"participation-{year}-{group_by}.csv")
+    if _wants_csv(request, format, excel):
+        return _csv(export.participation_csv(report, excel=excel), f"participation-{year}-{group_by}.csv")
     return report
 
 
@@ -123,6 +136,7 @@ async def outcomes_report(
     unit: Unit = None,
     group_by: Annotated[OutcomeDimension, Query(description="The breakdown")] = "sex",
     format: Format = None,
+    excel: Excel = False,
 ) -> Any:
     """Health outcomes among the year's completed talks (each with its latest version): share
     with each unhealthy living habit, the action levels given, referrals, the SCORE2 category
@@ -132,8 +146,8 @@ async def outcomes_report(
     report = await outcomes.outcomes(
         session, year, group_by=[group_by], scope=scope, threshold=_threshold(request)
     )
-    if _wants_csv(request, format):
-        return _csv(export.outcomes_csv(report), f"outcomes-{year}-{group_by}.csv")
+    if _wants_csv(request, format, excel):
+        return _csv(export.outcomes_csv(report, excel=excel), f"outcomes-{year}-{group_by}.csv")
     return report
 
 
@@ -151,6 +165,7 @@ async def reimbursement_statement(
     month: Annotated[int | None, Query(ge=1, le=12, description="Only this month")] = None,
     unit: Unit = None,
     format: Format = None,
+    excel: Excel = False,
 ) -> Any:
     """The reimbursement statement per care unit and month: a line per completed talk at its
     programme year's rate (`talk-<event id>`), start-grant lines in January where the year has
@@ -159,9 +174,9 @@ async def reimbursement_statement(
     A closed month never changes. Not suppressed: a centre checks its own lines."""
     scope = await resolve_scope(session, principal, unit)
     report = await reimbursement.statement(session, year, month, scope=scope)
-    if _wants_csv(request, format):
+    if _wants_csv(request, format, excel):
         period = f"{year}" + (f"-{month:02d}" if month else "")
-        return _csv(export.reimbursement_csv(report), f"reimbursement-{period}.csv")
+        return _csv(export.reimbursement_csv(report, excel=excel), f"reimbursement-{period}.csv")
     return report
 
 

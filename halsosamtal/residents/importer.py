@@ -1202,3 +1202,9 @@ async def _collect_rejects(
                 on_reject(reject)
     await session.execute(text("CLOSE residents_import_rejects"))
     summary.rejects_truncated = summary.rejected - len(summary.rejects)
+
+
+CREATED_NOW = "SELECT id FROM residents WHERE created_at = now()"
+"""Residents this transaction inserted (``now()`` is the transaction's start), for the access log."""
+UPDATED_NOW = "SELECT id FROM residents WHERE updated_at = now() AND created_at < now()"
+"""Residents this transaction changed (an import sets ``updated_at = now()`` on each change)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -71,6 +72,15 @@ def requested_identity(value: str) -> pnr.Identity:
 def requested_personnummer(value: str) -> str:
     """The 12-digit form the register stores, of a personnummer sent in a request."""
     return requested_identity(value).personnummer
+
+
+async def ids_by_personnummer(session: AsyncSession, values: Iterable[str]) -> list[int]:
+    """The ids of the residents with these personnummer (any accepted form; those in the
+    register), for the access log."""
+    numbers = list({requested_personnummer(v) for v in values})
+    if not numbers:
+        return []
+    return list(await session.scalars(select(Resident.id).where(Resident.personnummer.in_(numbers))))
 
 
 async def lookup(session: AsyncSession, value: str) -> ResidentOut:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from halsosamtal.access.dependencies import Operator
+from halsosamtal.audit.dependencies import Audit
 from halsosamtal.core.http import Session, problem_responses
-from halsosamtal.residents.lookup import ResidentLookup, ResidentOut, lookup
+from halsosamtal.residents.lookup import ResidentLookup, ResidentOut, ids_by_personnummer, lookup
 
 router = APIRouter(tags=["residents"])
 
@@ -17,8 +18,12 @@ router = APIRouter(tags=["residents"])
     response_model=ResidentOut,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def lookup_resident(body: ResidentLookup, session: Session, principal: Operator) -> ResidentOut:
+async def lookup_resident(
+    body: ResidentLookup, session: Session, principal: Operator, audit: Audit
+) -> ResidentOut:
     """One resident and their listing history, found by personnummer (sent in the body, so it
     never lands in a URL or an access log). The address of a resident with protected identity
     is never returned."""
-    return await lookup(session, body.personnummer)
+    found = await lookup(session, body.personnummer)
+    audit.add("read", await ids_by_personnummer(session, [body.personnummer]))
+    return found

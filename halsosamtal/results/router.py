@@ -9,6 +9,8 @@ from fastapi.responses import Response
 
 from halsosamtal.access.dependencies import require
 from halsosamtal.access.schemas import Principal
+from halsosamtal.audit.dependencies import Audit
+from halsosamtal.audit.trail import Action
 from halsosamtal.core.http import MAX_ID, Session, problem_responses
 from halsosamtal.core.idempotency import Answer, IdempotencyKey, idempotent
 from halsosamtal.results import service
@@ -56,17 +58,19 @@ async def post_result(
     request: Request,
     session: Session,
     principal: Ehr,
+    audit: Audit,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Post a health talk's result (see the description)."""
-    return await idempotent(
-        session, request, principal.client_id, idempotency_key, body, lambda: _post(session, body, principal)
-    )
 
+    async def post() -> Answer:
+        result, status = await service.post(session, body, principal)
+        actions: dict[str, Action] = {"created": "create", "completed_again": "create", "amended": "update"}
+        action = actions.get(result.change, "read")
+        audit.add(action, await service.resident_ids(session, [result.id]))
+        return Answer(result, status)
 
-async def _post(session: Session, body: ResultIn, principal: Principal) -> Answer:
-    result, status = await service.post(session, body, principal)
-    return Answer(result, status)
+    return await idempotent(session, request, principal.client_id, idempotency_key, body, post)
 
 
 @router.post(
@@ -81,19 +85,19 @@ async def retract_result(
     request: Request,
     session: Session,
     principal: OperatorOrEhr,
+    audit: Audit,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Retract a result entered in error: it is kept, marked retracted, and the invitation is no
     longer completed (a later reimbursement statement shows a reversal if its month was closed).
     Retracting twice answers the same."""
-    return await idempotent(
-        session,
-        request,
-        principal.client_id,
-        idempotency_key,
-        body,
-        lambda: service.retract(session, result_id, principal, reason=body.reason),
-    )
+
+    async def retract() -> ResultOut:
+        done = await service.retract(session, result_id, principal, reason=body.reason)
+        audit.add("update", await service.resident_ids(session, [result_id]))
+        return done
+
+    return await idempotent(session, request, principal.client_id, idempotency_key, body, retract)
 
 
 @router.get(
@@ -102,9 +106,13 @@ async def retract_result(
     response_model=ResultOut,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def get_result(result_id: ResultId, session: Session, principal: OperatorOrEhr) -> ResultOut:
+async def get_result(
+    result_id: ResultId, session: Session, principal: OperatorOrEhr, audit: Audit
+) -> ResultOut:
     """A result's current version with what the service derived."""
-    return await service.get(session, result_id, principal)
+    found = await service.get(session, result_id, principal)
+    audit.add("read", await service.resident_ids(session, [result_id]))
+    return found
 
 
 @router.get(
@@ -114,10 +122,12 @@ async def get_result(result_id: ResultId, session: Session, principal: OperatorO
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_result_history(
-    result_id: ResultId, session: Session, principal: OperatorOrEhr
+    result_id: ResultId, session: Session, principal: OperatorOrEhr, audit: Audit
 ) -> ResultHistory:
     """Every version of a result as posted, and every event (completed, amended, retracted)."""
-    return await service.history(session, result_id, principal)
+    found = await service.history(session, result_id, principal)
+    audit.add("read", await service.resident_ids(session, [result_id]))
+    return found
 
 
 @router.get(
@@ -130,7 +140,10 @@ async def get_result_by_external_id(
     hsa_id: HsaId,
     unit: ActingUnit,
     session: Session,
+    audit: Audit,
     external_id: Annotated[str, Query(min_length=1, max_length=200, description="The EHR's own id")],
 ) -> ResultOut:
     """The unit's result with this `external_id` (the EHR's own record id)."""
-    return await service.by_external_id(session, unit.id, external_id)
+    found = await service.by_external_id(session, unit.id, external_id)
+    audit.add("read", await service.resident_ids(session, [found.id]))
+    return found

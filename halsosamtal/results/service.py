@@ -23,6 +23,7 @@ Rules where the issue leaves room, decided here:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -632,3 +633,18 @@ async def resident_result(
         await session.execute(text("SELECT name FROM care_units WHERE id = :id"), {"id": row.care_unit_id})
     ).scalar_one()
     return _out(row), cast(str, unit)
+
+
+async def resident_ids(session: AsyncSession, result_ids: Iterable[int]) -> list[int]:
+    """Whose results these are (resident ids), for the access log."""
+    wanted = list(set(result_ids))
+    if not wanted:
+        return []
+    rows = await session.execute(
+        text(
+            "SELECT DISTINCT i.resident_id FROM results r JOIN invitations i ON i.id = r.invitation_id "
+            "WHERE r.id = ANY(CAST(:ids AS bigint[]))"
+        ),
+        {"ids": wanted},
+    )
+    return [int(r[0]) for r in rows]

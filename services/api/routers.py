@@ -7,7 +7,9 @@ from halsosamtal.cohort.router import router as cohort
 from halsosamtal.invitations.history import router as invitation_history
 from halsosamtal.invitations.messages_router import router as message_retry
 from halsosamtal.invitations.router import router as invitations
+from halsosamtal.logreview.router import router as access_log
 from halsosamtal.messaging.router import router as messages
+from halsosamtal.portal.access_log import router as access_log_portal
 from halsosamtal.portal.booking import router as booking_portal
 from halsosamtal.portal.invitation import router as portal
 from halsosamtal.portal.results import router as results_portal
@@ -31,7 +33,9 @@ ROUTERS: list[APIRouter] = [
     booking,
     results,
     reports,
+    access_log,
     portal,
     booking_portal,
     results_portal,
+    access_log_portal,
 ]

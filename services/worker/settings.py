@@ -18,7 +18,13 @@ from halsosamtal.core.runtime import WORKER_HEARTBEAT_KEY, open_resources, redis
 from halsosamtal.core.settings import get_settings
 from services.worker.jobs import CRON_JOBS, FUNCTIONS
 
-ROUTINE_JOBS = ("heartbeat", "start_queued_batches", "release_confirmations", "deliver_messages")
+ROUTINE_JOBS = (
+    "heartbeat",
+    "start_queued_batches",
+    "release_confirmations",
+    "deliver_messages",
+    "seal_access_log",
+)
 """Sweeps that run every few seconds or every minute; they log a line themselves when they did
 something, and arq's own start and end lines for them (and its half-minutely 'recording
 health' line) are left out of the log."""

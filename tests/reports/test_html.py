@@ -1,5 +1,5 @@
 """The HTML report is one self-contained file that a real browser (headless Chromium) renders
-offline, with every chart drawn."""
+offline, with every chart drawn; Swedish by default, English with --lang en."""
 
 from __future__ import annotations
 
@@ -81,11 +81,35 @@ async def test_the_summary_opens_offline_in_chromium_with_every_chart_drawn(
         assert chart["drawn"] == chart["bars"], chart
         assert chart["fill"] == "rgb(47, 111, 159)", "the inline stylesheet applies"
         assert chart["labelWidth"] > 0, "the labels are laid out as text"
-    assert charts["chart-sex"]["labels"] == ["female", "male"]
-    assert charts["chart-funnel"]["labels"][:2] == ["Cohort (eligible)", "Invited"]
+    # Swedish by default; municipalities by name (SCB's list), the unknown last.
+    assert '<html lang="sv">' in source
+    assert charts["chart-sex"]["labels"] == ["Kvinnor", "Män"]
+    assert charts["chart-funnel"]["labels"][:2] == ["Målgrupp", "Inbjudna"]
+    assert charts["chart-area"]["labels"] == ["Halmstad", "Laholm", "Falkenberg", "Okänt"]
+    assert charts["chart-age"]["labels"] == ["40 år", "50 år", "60 år"]
     assert any("Vårdcentralen <1> & co" in label for label in charts["chart-unit"]["labels"])
     participating = [u for u in region.units if u["participating"]]
     assert charts["chart-reimbursement"]["bars"] == len(participating)
+
+
+async def test_the_summary_in_english(region: Region, cli_env: None, chromium: Path, tmp_path: Path) -> None:
+    report = tmp_path / "summary-en.html"
+    code, out = await run_cli(
+        app, "report", "summary", "--year", str(YEAR), "--lang", "en", "--out", str(report)
+    )
+    assert code == 0, out
+    source = report.read_text(encoding="utf-8")
+    assert '<html lang="en">' in source
+    page = tmp_path / "measured-en.html"
+    page.write_text(source.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    dom = await asyncio.to_thread(_render, chromium, page, tmp_path / "profile-en")
+    found = re.search(r'data-measured="([^"]*)"', dom)
+    assert found, dom[:2000]
+    charts: dict[str, dict[str, Any]] = {c["id"]: c for c in json.loads(html.unescape(found.group(1)))}
+    assert charts["chart-sex"]["labels"] == ["Women", "Men"]
+    assert charts["chart-funnel"]["labels"][:2] == ["Cohort", "Invited"]
+    assert charts["chart-area"]["labels"] == ["Halmstad", "Laholm", "Falkenberg", "Unknown"]
+    assert all(chart["drawn"] == chart["bars"] for chart in charts.values()), charts
 
 
 async def test_each_report_alone_renders_too(
@@ -97,7 +121,7 @@ async def test_each_report_alone_renders_too(
     ):
         report = tmp_path / f"{name}.html"
         code, out = await run_cli(
-            app, "report", name, "--year", str(YEAR), "--format", "html", "--out", str(report)
+            app, "report", name, "--year", str(YEAR), "--format", "html", "--lang", "en", "--out", str(report)
         )
         assert code == 0, out
         page = tmp_path / f"{name}-measured.html"

@@ -55,12 +55,19 @@ async def test_groups_are_labelled_and_ordered(sessionmaker: SM, region: Region)
     await _with_cni(sessionmaker, region)
     async with sessionmaker() as s:
         report = await participation(
-            s, region.year, group_by=["unit", "age", "sex", "cni_quintile"], threshold=1
+            s, region.year, group_by=["unit", "age", "sex", "municipality", "cni_quintile"], threshold=1
         )
     units = sorted((u for u in region.units if u["participating"]), key=lambda u: u["hsa_id"])
     assert [(g.key, g.label) for g in report.groups["unit"]] == [(u["hsa_id"], u["name"]) for u in units]
     assert [g.key for g in report.groups["age"]] == ["40", "50", "60"]
     assert [(g.key, g.label) for g in report.groups["sex"]] == [("F", "female"), ("M", "male")]
+    # A municipality is named (SCB's list); its code stays the key.
+    assert [(g.key, g.label) for g in report.groups["municipality"]] == [
+        ("1380", "Halmstad"),
+        ("1381", "Laholm"),
+        ("1382", "Falkenberg"),
+        (None, "unknown"),
+    ]
     quintiles = [(g.key, g.label) for g in report.groups["cni_quintile"]]
     assert quintiles[-1] == (None, "unknown")
     assert [k for k, _ in quintiles[:-1]] == sorted((k for k, _ in quintiles[:-1]), key=lambda k: int(k or 0))
