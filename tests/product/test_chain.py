@@ -817,6 +817,42 @@ def test_clients_are_listed_and_a_revoked_key_stops_working(product: Product) ->
     assert "product-doomed" not in {c["name"] for c in active}
 
 
+# --- The access log of personal data -------------------------------------------------------------
+
+CLINICIAN = "SE2321000131-P000000000042"
+
+
+def test_the_access_log_tells_who_read_a_residents_data(product: Product, world: World) -> None:
+    ehr = {**product.key("product-ehr", "ehr", UNIT), "X-Acting-Person": CLINICIAN}
+    expect(product.api.get(f"/v1/appointments/{world.appointments['patient']}", headers=ehr), 200)
+
+    sealed = product.cli("audit", "seal")
+    assert re.search(r"\d+ events sealed", words(sealed.stdout))
+    verdict = json.loads(product.cli("audit", "verify", "--json").stdout)
+    assert (verdict["ok"], verdict["checked"] > 0) == (True, True), verdict
+    assert expect(product.api.get("/v1/audit/verify", headers=product.operator), 200)["ok"] is True
+
+    listed = json.loads(product.cli("audit", "list", "--resident", world.pnr("patient"), "--json").stdout)
+    by_clinician = [e for e in listed if e["acting_person"] == CLINICIAN]
+    assert [(e["client"], e["operation"], e["action"]) for e in by_clinician] == [
+        ("product-ehr", "get_appointment", "read")
+    ], listed
+    assert world.pnr("patient") not in json.dumps(listed), "the log names residents by their id only"
+    product.cli("audit", "list", "--client", "product-ehr", "--csv", str(product.tmp / "access.csv"))
+    assert CLINICIAN in (product.tmp / "access.csv").read_text(encoding="utf-8")
+
+    search = {"personnummer": world.pnr("patient"), "acting_person": CLINICIAN}
+    found = expect(product.api.post("/v1/audit/search", json=search, headers=product.operator), 200)
+    assert [e["id"] for e in found["items"]] == [e["id"] for e in by_clinician]
+
+    portal = product.key("product-portal", "portal")
+    own = product.api.post("/v1/portal/access-log", json=portal_body(world, "patient"), headers=portal)
+    assert CLINICIAN in {a["acting_person"] for a in expect(own, 200)["accesses"]}
+
+    # Nothing is older than the retention period (ten years): nothing to archive.
+    assert "no sealed events to archive" in words(product.cli("audit", "archive").stdout)
+
+
 # --- Local development commands -----------------------------------------------------------------
 
 

@@ -57,6 +57,8 @@ CHANGES_NOTHING = {
     "report outcomes": "a report",
     "report reimbursement": "a report",
     "report summary": "a report",
+    "audit list": "a listing (the lookup itself is recorded in the access log, as every read is)",
+    "audit verify": "a check of the access log's chain",
 }
 CHANGING_COMMANDS = sorted(cli_commands() - set(CHANGES_NOTHING))
 # Those that act for a day (``--as-of``) refuse a day that has not come; what else they need:
