@@ -39,7 +39,7 @@ from halsosamtal.booking.schemas import (
     FreeSlot,
 )
 from halsosamtal.core import clock
-from halsosamtal.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
 from halsosamtal.core.http import Page, decode_time_cursor, time_page
 from halsosamtal.invitations import lifecycle, validity
 from halsosamtal.invitations.lifecycle import InvitationClosed, NoInvitation
@@ -149,7 +149,9 @@ async def centre_view(session: AsyncSession, appointment_id: int, principal: Pri
     """An appointment with who is coming and its history; the unit's own clients and operators."""
     row = await _appointment_row(session, appointment_id)
     if not principal.may_act_for(row.care_unit_id):
-        raise Forbidden(f"the client {principal.name!r} does not act for {row.hsa_id}")
+        # Another unit's appointment is answered as if it did not exist: a client learns nothing
+        # of who is booked elsewhere, nor where.
+        raise AppointmentNotFound(f"no appointment {appointment_id}")
     events = await session.execute(
         text(
             "SELECT from_status, to_status, slot_id, previous_slot_id, at, reason, actor "
@@ -705,10 +707,9 @@ async def _centre_appointment(session: AsyncSession, appointment_id: int, princi
             {"id": appointment_id},
         )
     ).first()
-    if row is None:
+    if row is None or not principal.may_act_for(row.care_unit_id):
+        # Another unit's appointment is answered as if it did not exist.
         raise AppointmentNotFound(f"no appointment {appointment_id}")
-    if not principal.may_act_for(row.care_unit_id):
-        raise Forbidden(f"the client {principal.name!r} does not act for {row.hsa_id}")
     return row
 
 

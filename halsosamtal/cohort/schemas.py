@@ -34,6 +34,6 @@ class CohortMember(BaseModel):
     age: int
     sex: Sex
     care_unit: str | None
-    municipality: str | None
-    deso: str | None
+    municipality: str | None = Field(description="Null for a resident with protected identity")
+    deso: str | None = Field(description="Null for a resident with protected identity")
     protected_identity: bool

@@ -118,8 +118,9 @@ async def members(
             age=a,
             sex=SEX[r.sex],
             care_unit=hsa,
-            municipality=r.municipality,
-            deso=r.deso,
+            # Nothing that locates a resident with protected identity, in any listing.
+            municipality=None if r.protected_identity else r.municipality,
+            deso=None if r.protected_identity else r.deso,
             protected_identity=r.protected_identity,
         )
         for r, a, hsa in rows[:limit]

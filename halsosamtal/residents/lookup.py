@@ -43,14 +43,18 @@ class ResidentOut(BaseModel):
     birth_date: dt.date
     sex: str = Field(description="female or male, from the personnummer")
     care_unit: str | None = Field(description="HSA-id of the unit listed at now; null: not listed")
-    municipality: str | None
-    deso: str | None
-    protected_identity: bool
+    municipality: str | None = Field(description="Null for a resident with protected identity")
+    deso: str | None = Field(description="Null for a resident with protected identity")
+    protected_identity: bool = Field(
+        description="Protected identity (skyddad folkbokföring): nothing that locates the resident is "
+        "shown (no address, DeSO area, municipality or phone number); letters go through the tax "
+        "agency's forwarding"
+    )
     address: Address | None = Field(
         description="Null for a resident with protected identity: their address is never "
         "stored from the register nor shown"
     )
-    phone: str | None
+    phone: str | None = Field(description="Null for a resident with protected identity")
     digital_mailbox: bool
     language: str
     deceased_on: dt.date | None
@@ -107,15 +111,15 @@ async def lookup(session: AsyncSession, value: str) -> ResidentOut:
         birth_date=resident.birth_date,
         sex="male" if resident.sex == "M" else "female",
         care_unit=hsa_id,
-        municipality=resident.municipality,
-        deso=resident.deso,
+        municipality=None if resident.protected_identity else resident.municipality,
+        deso=None if resident.protected_identity else resident.deso,
         protected_identity=resident.protected_identity,
         address=None
         if resident.protected_identity
         else Address(
             address_line=resident.address_line, postal_code=resident.postal_code, city=resident.city
         ),
-        phone=resident.phone,
+        phone=None if resident.protected_identity else resident.phone,
         digital_mailbox=resident.digital_mailbox,
         language=resident.language,
         deceased_on=resident.deceased_on,

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from halsosamtal.access.schemas import Principal
 from halsosamtal.booking import service as booking
 from halsosamtal.core import clock
-from halsosamtal.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
 from halsosamtal.invitations import lifecycle, validity
 from halsosamtal.invitations.lifecycle import InvitationClosed, InvitationNotFound, NoInvitation
 from halsosamtal.residents.lookup import requested_personnummer
@@ -209,12 +209,10 @@ async def _target(session: AsyncSession, body: ResultIn, principal: Principal) -
             {"id": invitation_id},
         )
     ).first()
-    if row is None:
+    if row is None or not principal.may_act_for(row.care_unit_id):
+        # Another unit's invitation is answered as if it did not exist: an EHR adapter learns
+        # neither that the resident was invited nor by which unit.
         raise InvitationNotFound(f"no invitation {invitation_id}", field="invitation_id")
-    if not principal.may_act_for(row.care_unit_id):
-        raise Forbidden(
-            f"the client {principal.name!r} does not act for {row.hsa_id}, which invited the resident"
-        )
     return _Target(
         row.id,
         row.status,
@@ -484,7 +482,7 @@ async def retract(session: AsyncSession, result_id: int, principal: Principal, *
         )
     ).one()
     if not principal.may_act_for(row.care_unit_id):
-        raise Forbidden(f"the client {principal.name!r} does not act for {row.hsa_id}")
+        raise ResultNotFound(f"no result {result_id}")  # another unit's: as if it did not exist
     if row.status == "completed":
         await session.execute(
             text("UPDATE results SET status = 'retracted', updated_at = now() WHERE id = :id"),
@@ -558,10 +556,8 @@ async def _read(session: AsyncSession, result_id: int) -> ResultOut:
 async def get(session: AsyncSession, result_id: int, principal: Principal) -> ResultOut:
     """A result's current version; the unit's own EHR clients and operators."""
     row = (await session.execute(text(_READ + " WHERE r.id = :id"), {"id": result_id})).first()
-    if row is None:
-        raise ResultNotFound(f"no result {result_id}")
-    if not principal.may_act_for(row.care_unit_id):
-        raise Forbidden(f"the client {principal.name!r} does not act for {row.hsa_id}")
+    if row is None or not principal.may_act_for(row.care_unit_id):
+        raise ResultNotFound(f"no result {result_id}")  # another unit's: as if it did not exist
     return _out(row)
 
 

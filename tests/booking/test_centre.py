@@ -141,12 +141,18 @@ async def test_who_is_coming_is_for_the_units_own_clients(
     day = {"first_day": "2027-03-02", "last_day": "2027-03-02"}
     listed = await api.get(f"/v1/care-units/{where.unit.hsa_id}/appointments", params=day, headers=where.ehr)
     assert [(x["id"], x["personnummer"]) for x in listed.json()["items"]] == [(appointment, person.pnr)]
-    assert (await api.get(f"/v1/appointments/{appointment}", headers=elsewhere.ehr)).status_code == 403
+    # Another unit's client is answered as if the appointment did not exist: the same 404, no
+    # unit named, so it learns nothing of who is booked where.
+    missing = await api.get("/v1/appointments/999999", headers=elsewhere.ehr)
+    other = await api.get(f"/v1/appointments/{appointment}", headers=elsewhere.ehr)
+    assert (other.status_code, other.json()["code"]) == (404, missing.json()["code"])
+    assert where.unit.hsa_id not in other.text
     for action, body in (("cancel", {"reason": "x"}), ("attendance", {"outcome": "attended"})):
         response = await api.post(
             f"/v1/appointments/{appointment}/{action}", json=body, headers=elsewhere.ehr
         )
-        assert response.status_code == 403
+        assert response.status_code == 404
+        assert where.unit.hsa_id not in response.text
     assert (await api.get(f"/v1/appointments/{appointment}", headers=portal)).status_code == 403
 
 

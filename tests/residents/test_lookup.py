@@ -54,14 +54,31 @@ async def test_protected_identity_never_shows_an_address(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     resident = await make_resident(
-        sessionmaker, dt.date(1977, 2, 3), protected_identity=True, address_line="Hemlig väg 2", city="X"
+        sessionmaker,
+        dt.date(1977, 2, 3),
+        protected_identity=True,
+        address_line="Hemlig väg 2",
+        city="X",
+        municipality="1315",
+        deso="1315C1020",
+        phone="0701234567",
     )
     response = await api.post(
         "/v1/residents/lookup", headers=operator, json={"personnummer": resident.personnummer}
     )
-    assert response.json()["protected_identity"] is True
-    assert response.json()["address"] is None
-    assert "Hemlig" not in response.text
+    body = response.json()
+    assert body["protected_identity"] is True
+    # Nothing that locates the resident: no address, neighbourhood-sized area, municipality or phone.
+    assert (body["address"], body["deso"], body["municipality"], body["phone"]) == (None, None, None, None)
+    for secret in ("Hemlig", "1315", "0701234567"):
+        assert secret not in response.text
+    from tests.messaging.factories import make_year
+
+    await make_year(sessionmaker, 2017)
+    members = await api.get("/v1/cohort/2017/members", headers=operator, params={"age": 40})
+    assert members.status_code == 200, members.text
+    (member,) = [m for m in members.json()["items"] if m["protected_identity"]]
+    assert (member["deso"], member["municipality"]) == (None, None)
 
 
 async def test_lookup_errors_are_clear(api: httpx.AsyncClient, operator: dict[str, str]) -> None:

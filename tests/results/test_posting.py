@@ -211,12 +211,15 @@ async def test_only_the_inviting_units_ehr_may_post(
     _, ehr, invitation_id, _ = await _setup(sessionmaker, make_unit, make_key)
     other = await make_unit()
     other_ehr = await make_key("ehr", units=[other.hsa_id])
+    # Another unit's invitation is answered as if it did not exist: no unit named.
     refused = await api.post("/v1/results", json=document(invitation_id), headers=other_ehr)
-    assert refused.status_code == 403
+    assert (refused.status_code, refused.json()["code"]) == (404, "invitation-not-found")
+    assert "SE" not in refused.json()["detail"]
     operator = await make_key("operator")
     assert (await api.post("/v1/results", json=document(invitation_id), headers=operator)).status_code == 403
     posted = await api.post("/v1/results", json=document(invitation_id), headers=ehr)
-    assert (await api.get(f"/v1/results/{posted.json()['id']}", headers=other_ehr)).status_code == 403
+    elsewhere = await api.get(f"/v1/results/{posted.json()['id']}", headers=other_ehr)
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (404, "result-not-found")
     assert (await api.get(f"/v1/results/{posted.json()['id']}", headers=operator)).status_code == 200
     missing = await api.post("/v1/results", json=document(999_999), headers=ehr)
     assert missing.status_code == 404
