@@ -19,7 +19,7 @@ import typer.main
 import yaml
 
 from halsosamtal.cli.app import app as cli_app
-from halsosamtal.core.runtime import WORKER_HEARTBEAT_KEY
+from halsosamtal.core.runtime import heartbeat_key
 from halsosamtal.core.settings import PROJECT_ROOT
 from services.api.health import router as health_router
 
@@ -221,8 +221,9 @@ def test_api_healthcheck_probes_readiness() -> None:
 
 def test_worker_healthcheck_reads_the_key_the_worker_writes() -> None:
     check = healthcheck_command(service("worker"))
-    assert f"'{WORKER_HEARTBEAT_KEY}'" in check
-    assert "REDIS_URL" in check
+    assert "heartbeat_key(s.queue_name)" in check
+    assert heartbeat_key("q").endswith(":worker:heartbeat")
+    assert "get_settings()" in check  # REDIS_URL and the queue come from the same settings
 
 
 def test_probed_health_paths_exist_in_the_api() -> None:

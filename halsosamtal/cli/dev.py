@@ -256,9 +256,10 @@ def run(
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
-        if "embedded" in found.database_source:
+        # Only what this run started: servers it found running were someone else's to stop.
+        if "postgres" in found.started:
             infra.stop_embedded_postgres(settings.data_dir)
-        if "embedded" in found.redis_source:
+        if "redis" in found.started:
             infra.stop_embedded_redis(settings.data_dir)
         console.print("stopped")
     if not stopping and any(c.returncode not in (0, -signal.SIGINT, 130) for c in children):

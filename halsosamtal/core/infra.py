@@ -43,6 +43,8 @@ class Endpoints:
     redis_url: str
     database_source: str
     redis_source: str
+    started: frozenset[str] = frozenset()
+    """The embedded servers this call started ("postgres", "redis"), as opposed to found running."""
 
 
 def _answers(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -105,6 +107,7 @@ def find(settings: Settings, *, database: str | None = None, quiet: bool = False
     forced = settings.embedded or os.environ.get("HALSOSAMTAL_EMBEDDED") == "1"
     say = (lambda _m: None) if quiet else _say
     choice: dict[str, str] = {}
+    started: set[str] = set()
 
     if settings.database_url:
         db_url, db_source = settings.database_url, "DATABASE_URL"
@@ -112,6 +115,8 @@ def find(settings: Settings, *, database: str | None = None, quiet: bool = False
         db_url = f"postgresql://postgres@{LOCAL_HOST}:{LOCAL_PG_PORT}/{database}"
         db_source = f"local Postgres on {LOCAL_HOST}:{LOCAL_PG_PORT}"
     else:
+        if not (settings.data_dir / "postgres" / "postmaster.pid").exists():
+            started.add("postgres")
         db_url = with_database(start_embedded_postgres(settings.data_dir, say), database)
         db_source = f"embedded Postgres in {settings.data_dir / 'postgres'}"
         choice["postgres"] = "embedded"
@@ -122,11 +127,13 @@ def find(settings: Settings, *, database: str | None = None, quiet: bool = False
         redis_url = f"redis://{LOCAL_HOST}:{LOCAL_REDIS_PORT}/0"
         redis_source = f"local Redis on {LOCAL_HOST}:{LOCAL_REDIS_PORT}"
     else:
+        if not _answers(LOCAL_HOST, settings.embedded_redis_port):
+            started.add("redis")
         redis_url = start_embedded_redis(settings.data_dir, say, port=settings.embedded_redis_port)
         redis_source = f"embedded Redis on {LOCAL_HOST}:{settings.embedded_redis_port}"
         choice["redis"] = "embedded"
     remember(settings.data_dir, choice)
-    return Endpoints(db_url, redis_url, db_source, redis_source)
+    return Endpoints(db_url, redis_url, db_source, redis_source, frozenset(started))
 
 
 def _where(url: str) -> str:

@@ -12,7 +12,11 @@ from halsosamtal.core.database import create_engine, make_sessionmaker
 from halsosamtal.core.migrations import ensure_schema_current
 from halsosamtal.core.settings import Settings
 
-WORKER_HEARTBEAT_KEY = "halsosamtal:worker:heartbeat"
+
+def heartbeat_key(queue_name: str) -> str:
+    """The Redis key a deployment's worker beats on: the queue's own, so that one deployment's
+    worker never makes another's look alive on a shared Redis."""
+    return f"{queue_name}:worker:heartbeat"
 
 
 @dataclass

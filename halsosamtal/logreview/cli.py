@@ -116,13 +116,14 @@ def verify(json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] 
 
 
 @app.command("seal")
-def seal() -> None:
-    """Seal the events of finished transactions now (the worker does it every 10 seconds)."""
+def seal(dry_run: DryRun = False) -> None:
+    """Seal the committed events not sealed yet, now (the worker does it every 10 seconds)."""
 
     async def work(session: AsyncSession) -> int:
         return await chain.seal(session, limit=1_000_000)
 
-    console.print(f"{run_in_transaction(work)} events sealed", highlight=False)
+    sealed = run_in_transaction(work, dry_run=dry_run)
+    console.print(f"{sealed} events {'would be ' if dry_run else ''}sealed", highlight=False)
 
 
 @app.command("archive")

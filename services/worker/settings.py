@@ -5,7 +5,9 @@ Jobs take ids and plain values, open their own transaction and may run more than
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import time
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -14,7 +16,7 @@ from arq import cron
 
 import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
 from halsosamtal.core.logging import configure_logging
-from halsosamtal.core.runtime import WORKER_HEARTBEAT_KEY, open_resources, redis_settings
+from halsosamtal.core.runtime import heartbeat_key, open_resources, redis_settings
 from halsosamtal.core.settings import get_settings
 from services.worker.jobs import CRON_JOBS, FUNCTIONS
 
@@ -34,13 +36,13 @@ class QuietRoutineJobs(logging.Filter):
     """Drops arq's INFO lines about the routine sweeps (a third of all lines otherwise);
     their warnings and errors pass."""
 
-    _marks = tuple(f"cron:{name}" for name in ROUTINE_JOBS)
+    _routine = re.compile(r"cron:\S*?:?(" + "|".join(ROUTINE_JOBS) + r")\b")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno > logging.INFO:
             return True
         message = record.getMessage()
-        return not (message.startswith("recording health") or any(mark in message for mark in self._marks))
+        return not (message.startswith("recording health") or self._routine.search(message))
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -61,7 +63,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 async def heartbeat(ctx: dict[str, Any]) -> None:
     """Record that a worker is alive, so operators can see it from the API and the CLI."""
-    await ctx["redis"].set(WORKER_HEARTBEAT_KEY, str(time.time()), ex=300)
+    key = heartbeat_key(ctx["resources"].settings.queue_name)
+    await ctx["redis"].set(key, str(time.time()), ex=300)
 
 
 def _redis() -> Any:
@@ -72,12 +75,20 @@ def _redis() -> Any:
     return redis_settings(url)
 
 
+def _of_this_queue(jobs: list[Any], queue: str) -> list[Any]:
+    """Cron jobs named after the queue. A unique cron job's arq id is its name and the minute it
+    runs, and arq ids are global in Redis: with the default names, of two deployments sharing a
+    Redis only the first to queue a tick ran it (on its own database), and the other's batch
+    pickups, deliveries, releases and reminders were skipped."""
+    return [dataclasses.replace(job, name=f"cron:{queue}:{job.coroutine.__qualname__}") for job in jobs]
+
+
 class WorkerSettings:
     functions: ClassVar[list[Any]] = list(FUNCTIONS)
-    cron_jobs: ClassVar[list[Any]] = [
-        cron(heartbeat, second={0, 30}, unique=True, run_at_startup=True, timeout=10),
-        *CRON_JOBS,
-    ]
+    cron_jobs: ClassVar[list[Any]] = _of_this_queue(
+        [cron(heartbeat, second={0, 30}, unique=True, run_at_startup=True, timeout=10), *CRON_JOBS],
+        get_settings().queue_name,
+    )
     on_startup = startup
     on_shutdown = shutdown
     queue_name = get_settings().queue_name
