@@ -12,7 +12,7 @@ from halsosamtal.core.http import install_error_handlers
 from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import Resources, open_resources
 from halsosamtal.core.settings import Settings, get_settings
-from services.api import health
+from services.api import health, openapi_shape
 from services.api.docs import install_docs
 from services.api.routers import ROUTERS
 
@@ -70,4 +70,5 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     app.include_router(health.router)
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")
+    openapi_shape.install(app)
     return app

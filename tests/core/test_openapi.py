@@ -22,3 +22,28 @@ def test_every_operation_has_a_stable_id_a_description_and_problem_responses() -
                     content = op["responses"][status]["content"]
                     assert "application/problem+json" in content, f"{method} {path} {status}"
     assert len(ids) == len(set(ids))
+
+
+def test_integer_bounds_are_integers_for_code_generators() -> None:
+    """FastAPI's OpenAPI model writes numeric bounds as floats (9.223372036854776e+18, 1.0);
+    generated clients then do not compile against integer fields."""
+    from services.api.app import create_app
+
+    found: list[str] = []
+
+    def walk(node: object, path: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "integer":
+                found.extend(
+                    f"{path}/{key}"
+                    for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+                    if isinstance(node.get(key), float)
+                )
+            for key, value in node.items():
+                walk(value, f"{path}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}/{i}")
+
+    walk(create_app().openapi(), "")
+    assert not found, found
