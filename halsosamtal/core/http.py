@@ -136,11 +136,34 @@ def validation_problem(exc: RequestValidationError, instance: str) -> dict[str, 
     return body
 
 
+def domain_problem(exc: DomainError, request: Request) -> dict[str, Any]:
+    """A domain error's problem body. A 422 gets ``errors`` like a schema validation error does
+    (location, JSON pointer, message, type), so every 422 has one shape: the field it names, or
+    the whole body (pointer "") when the problem is the body itself (a register file's header)."""
+    body = exc.problem(request.url.path)
+    field = exc.extra.get("field")
+    if exc.status == 422 and "errors" not in body:
+        if not isinstance(field, str):
+            body["errors"] = [{"location": "body", "pointer": "", "message": exc.detail, "type": exc.code}]
+            return body
+        if field in request.query_params:
+            location = "query"
+        elif field in request.headers:
+            location = "header"
+        elif field in request.path_params:
+            location = "path"
+        else:
+            location = "body"
+        pointer = "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in field.split("."))
+        body["errors"] = [{"location": location, "pointer": pointer, "message": exc.detail, "type": exc.code}]
+    return body
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> ProblemResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return ProblemResponse(exc.problem(request.url.path), status_code=exc.status, headers=headers)
+        return ProblemResponse(domain_problem(exc, request), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> ProblemResponse:

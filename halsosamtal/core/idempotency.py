@@ -37,7 +37,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from halsosamtal.core.database import Base
 from halsosamtal.core.errors import DomainError, InvalidInput
-from halsosamtal.core.http import ProblemResponse
+from halsosamtal.core.http import ProblemResponse, domain_problem
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -164,7 +164,7 @@ async def idempotent(
         async with session.begin_nested():
             result = await action()
     except DomainError as exc:
-        status, body = exc.status, exc.problem(path)
+        status, body = exc.status, domain_problem(exc, request)
         await session.execute(_STORE, {**params, "status": status, "response": orjson.dumps(body).decode()})
         return ProblemResponse(body, status_code=status)
     answer, status = _answer(result, status_code)
