@@ -312,6 +312,45 @@ class RequestContext:
             request_id.reset(token)
 
 
+_ALLOWED_QUERY = "_halsosamtal_query_names"
+"""Where a route keeps the query parameter names it accepts, worked out on its first request."""
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """Refuse query parameters the operation does not have (422, as unknown body fields are): a
+    filter with a misspelt or foreign name must not silently return everything."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed: frozenset[str] | None = getattr(route, _ALLOWED_QUERY, None)
+    if allowed is None:
+        allowed = frozenset(_query_names(dependant))
+        setattr(route, _ALLOWED_QUERY, allowed)
+    unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in allowed]
+    if unknown:
+        known = ", ".join(sorted(allowed)) or "none"
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": f"this operation has no query parameter {name!r} (it has: {known})",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ]
+        )
+
+
 async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed when the handler returns, rolled back on error.
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
-from halsosamtal.core.http import install_error_handlers
+from halsosamtal.core.http import install_error_handlers, refuse_unknown_query
 from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import Resources, open_resources
 from halsosamtal.core.settings import Settings, get_settings
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         # Served by install_docs from the API's own assets, not FastAPI's CDN-backed pages.
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(refuse_unknown_query)],
     )
     install_error_handlers(app)
     install_docs(app)

@@ -28,3 +28,17 @@ async def test_a_query_parameter_refused_by_a_rule_points_at_the_query(
     assert response.status_code == 422
     assert response.json()["errors"][0]["location"] == "query"
     assert response.json()["errors"][0]["pointer"] == "/cursor"
+
+
+async def test_an_unknown_query_parameter_is_refused_not_ignored(
+    api: httpx.AsyncClient, operator: dict[str, str]
+) -> None:
+    """`?unit=` on /invitations (whose filter is `care_unit`) returned every unit's residents."""
+    unit = "SE2321000131-E000000000001"
+    response = await api.get("/v1/invitations", headers=operator, params={"unit": unit})
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert (error["location"], error["pointer"], error["type"]) == ("query", "/unit", "extra_forbidden")
+    assert "care_unit" in error["message"]
+    known = await api.get("/v1/invitations", headers=operator, params={"care_unit": unit})
+    assert known.status_code == 200
