@@ -91,7 +91,7 @@ class PublishResult(BaseModel):
 
 class SlotOut(BaseModel):
     id: int
-    care_unit_hsa_id: str
+    care_unit: str
     starts_at: dt.datetime = Field(description="Swedish local time with its offset")
     ends_at: dt.datetime
     resource: str
@@ -106,7 +106,7 @@ class FreeSlot(BaseModel):
     starts_at: dt.datetime = Field(description="Swedish local time with its offset")
     ends_at: dt.datetime
     care_unit_name: str
-    care_unit_hsa_id: str
+    care_unit: str
 
 
 class AppointmentEventOut(BaseModel):
@@ -128,12 +128,14 @@ class AppointmentOut(BaseModel):
     ends_at: dt.datetime
     resource: str
     care_unit_name: str
-    care_unit_hsa_id: str
+    care_unit: str
     booked_at: dt.datetime
 
 
 class CentreAppointmentOut(AppointmentOut):
-    personnummer: str = Field(description="Who is coming: only the unit's own clients and operators see it")
+    personnummer: str = Field(
+        description="Who is coming, as YYYYMMDD-NNNC: only the unit's own clients and operators see it"
+    )
 
 
 class AppointmentDetail(CentreAppointmentOut):

@@ -44,6 +44,7 @@ from halsosamtal.core.http import Page, decode_time_cursor, time_page
 from halsosamtal.invitations import lifecycle, validity
 from halsosamtal.invitations.lifecycle import InvitationClosed, NoInvitation
 from halsosamtal.residents.lookup import requested_personnummer
+from halsosamtal.residents.personnummer import format_long
 
 
 class AppointmentNotFound(NotFound):
@@ -129,7 +130,7 @@ def _fields(row: Any) -> dict[str, Any]:
         "ends_at": clock.local(row.ends_at),
         "resource": row.resource,
         "care_unit_name": row.unit_name,
-        "care_unit_hsa_id": row.hsa_id,
+        "care_unit": row.hsa_id,
         "booked_at": row.booked_at,
     }
 
@@ -161,7 +162,7 @@ async def centre_view(session: AsyncSession, appointment_id: int, principal: Pri
     )
     return AppointmentDetail(
         **_fields(row),
-        personnummer=row.personnummer,
+        personnummer=format_long(row.personnummer),
         events=[AppointmentEventOut(**e._mapping) for e in events],
     )
 
@@ -212,7 +213,7 @@ async def list_for_unit(
         )
     ).all()
     page, next_cursor = time_page(rows, limit)
-    items = [CentreAppointmentOut(**_fields(r), personnummer=r.personnummer) for r in page]
+    items = [CentreAppointmentOut(**_fields(r), personnummer=format_long(r.personnummer)) for r in page]
     return Page[CentreAppointmentOut](items=items, next_cursor=next_cursor)
 
 
@@ -359,7 +360,7 @@ LIMIT :limit
             starts_at=clock.local(r.starts_at),
             ends_at=clock.local(r.ends_at),
             care_unit_name=r.unit_name,
-            care_unit_hsa_id=r.hsa_id,
+            care_unit=r.hsa_id,
         )
         for r in page
     ]

@@ -241,7 +241,7 @@ WHERE s.care_unit_id = :unit AND s.starts_at >= :start AND s.starts_at < :end
 def _slot_out(row: Any) -> SlotOut:
     return SlotOut(
         id=row.id,
-        care_unit_hsa_id=row.hsa_id,
+        care_unit=row.hsa_id,
         starts_at=clock.local(row.starts_at),
         ends_at=clock.local(row.ends_at),
         resource=row.resource,

@@ -411,7 +411,7 @@ class InvitationView(BaseModel):
         description="planned (not sent yet), open, booked, attended (the result is awaited) or declined"
     )
     care_unit_name: str
-    care_unit_hsa_id: str
+    care_unit: str
     valid_until: date = Field(description="Last day the invitation can be used")
 
 
@@ -422,7 +422,7 @@ def _view(invitation: Invitation, unit_name: str, hsa_id: str) -> InvitationView
         age=invitation.age,
         status=invitation.status,
         care_unit_name=unit_name,
-        care_unit_hsa_id=hsa_id,
+        care_unit=hsa_id,
         valid_until=invitation.valid_until,
     )
 

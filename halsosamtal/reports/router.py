@@ -100,7 +100,7 @@ async def participation_report(
     session: Session,
     principal: OperatorOrEhr,
     year: Year,
-    unit: Unit = None,
+    care_unit: Unit = None,
     group_by: Annotated[ParticipationDimension, Query(description="The breakdown")] = "unit",
     format: Format = None,
     excel: Excel = False,
@@ -112,8 +112,8 @@ async def participation_report(
 
     Counts from 1 to 4 (below `small_cell_threshold`) are suppressed (`"<5"`), as is anything
     that would let them be worked out by subtraction (`".."`). An EHR client sees its own units
-    only (403 for another's `unit`)."""
-    scope = await resolve_scope(session, principal, unit)
+    only (403 for another's `care_unit`)."""
+    scope = await resolve_scope(session, principal, care_unit)
     report = await participation.participation(
         session, year, group_by=[group_by], scope=scope, threshold=_threshold(request)
     )
@@ -133,7 +133,7 @@ async def outcomes_report(
     session: Session,
     principal: OperatorOrEhr,
     year: Year,
-    unit: Unit = None,
+    care_unit: Unit = None,
     group_by: Annotated[OutcomeDimension, Query(description="The breakdown")] = "sex",
     format: Format = None,
     excel: Excel = False,
@@ -142,7 +142,7 @@ async def outcomes_report(
     with each unhealthy living habit, the action levels given, referrals, the SCORE2 category
     distribution and mean BMI, in total and by sex, age or unit. Small cells are suppressed as
     in the participation report."""
-    scope = await resolve_scope(session, principal, unit)
+    scope = await resolve_scope(session, principal, care_unit)
     report = await outcomes.outcomes(
         session, year, group_by=[group_by], scope=scope, threshold=_threshold(request)
     )
@@ -163,7 +163,7 @@ async def reimbursement_statement(
     principal: OperatorOrEhr,
     year: Annotated[int, Query(ge=2000, le=2100, description="Calendar year of the months")],
     month: Annotated[int | None, Query(ge=1, le=12, description="Only this month")] = None,
-    unit: Unit = None,
+    care_unit: Unit = None,
     format: Format = None,
     excel: Excel = False,
 ) -> Any:
@@ -172,7 +172,7 @@ async def reimbursement_statement(
     one (`grant-<year>-<HSA-id>`), and reversals (`reversal-<event id>`) for results retracted
     after their month was closed, in the month of the retraction. Totals per unit and month.
     A closed month never changes. Not suppressed: a centre checks its own lines."""
-    scope = await resolve_scope(session, principal, unit)
+    scope = await resolve_scope(session, principal, care_unit)
     report = await reimbursement.statement(session, year, month, scope=scope)
     if _wants_csv(request, format, excel):
         period = f"{year}" + (f"-{month:02d}" if month else "")

@@ -173,7 +173,7 @@ class ResultOut(BaseModel):
     id: int
     invitation_id: int
     appointment_id: int | None
-    care_unit_hsa_id: str
+    care_unit: str
     external_id: str
     status: Literal["completed", "retracted"]
     version: int

@@ -530,7 +530,7 @@ def _out(row: Any) -> ResultOut:
         id=row.id,
         invitation_id=row.invitation_id,
         appointment_id=row.appointment_id,
-        care_unit_hsa_id=row.hsa_id,
+        care_unit=row.hsa_id,
         external_id=row.external_id,
         status=row.status,
         version=row.current_version,

@@ -122,7 +122,7 @@ async def test_book_move_and_cancel_with_their_messages(
         ("booked", "cancelled", "portal-1177"),
     ]
     assert detail.json()["events"][1]["previous_slot_id"] == first
-    assert detail.json()["personnummer"] == person.pnr
+    assert detail.json()["personnummer"] == f"{person.pnr[:8]}-{person.pnr[8:]}"  # YYYYMMDD-NNNC everywhere
     await assert_slots_agree_with_appointments(sessionmaker)
 
 

@@ -56,7 +56,7 @@ async def test_the_resident_sees_their_own_invitation(
         "age": 40,
         "status": "open",
         "care_unit_name": "Vårdcentralen Andersberg",
-        "care_unit_hsa_id": unit.hsa_id,
+        "care_unit": unit.hsa_id,
         "valid_until": "2028-03-31",
         "appointment": None,
     }

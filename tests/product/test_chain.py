@@ -438,7 +438,7 @@ def test_a_resident_books_moves_cancels_and_books_again(product: Product, world:
     mine = expect(
         product.api.post("/v1/portal/invitation", json=portal_body(world, "booker"), headers=portal), 200
     )
-    assert (mine["id"], mine["status"], mine["care_unit_hsa_id"]) == (
+    assert (mine["id"], mine["status"], mine["care_unit"]) == (
         world.invitation("booker"),
         "open",
         UNIT,
@@ -700,10 +700,10 @@ def test_reports_come_as_json_and_csv_over_the_api(product: Product) -> None:
 
     # A centre's EHR client sees its own unit's figures, and not another's.
     ehr = product.key("product-ehr", "ehr", UNIT)
-    own = product.api.get("/v1/reports/participation", params={"year": YEAR, "unit": UNIT}, headers=ehr)
+    own = product.api.get("/v1/reports/participation", params={"year": YEAR, "care_unit": UNIT}, headers=ehr)
     expect(own, 200)
     other = product.api.get(
-        "/v1/reports/participation", params={"year": YEAR, "unit": OTHER_UNIT}, headers=ehr
+        "/v1/reports/participation", params={"year": YEAR, "care_unit": OTHER_UNIT}, headers=ehr
     )
     expect(other, 403)
 

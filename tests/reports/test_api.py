@@ -79,12 +79,14 @@ async def test_an_ehr_client_sees_its_own_units_only(
 
     for path in ("participation", "outcomes", "reimbursement"):
         refused = await api.get(
-            f"/v1/reports/{path}", params={"year": YEAR, "unit": other["hsa_id"]}, headers=ehr
+            f"/v1/reports/{path}", params={"year": YEAR, "care_unit": other["hsa_id"]}, headers=ehr
         )
         assert refused.status_code == 403, path
         assert refused.json()["code"] == "forbidden"
     unknown = await api.get(
-        "/v1/reports/participation", params={"year": YEAR, "unit": "SE2321000131-E999999999999"}, headers=ehr
+        "/v1/reports/participation",
+        params={"year": YEAR, "care_unit": "SE2321000131-E999999999999"},
+        headers=ehr,
     )
     assert unknown.status_code == 404
 
