@@ -20,14 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.audit import chain
 from halsosamtal.core.errors import InvalidInput
-from halsosamtal.core.http import decode_cursor, encode_cursor
+from halsosamtal.core.http import LocalTime, decode_cursor, encode_cursor
 
 
 class AccessEventOut(BaseModel):
     """One access event, as the region's log follow-up sees it."""
 
     id: int
-    at: datetime
+    at: LocalTime
     client: str = Field(description="API client name, or 'cli'")
     role: str
     acting_person: str | None = Field(description="The clinician's HSA-id, 'resident', or the OS user")
@@ -49,7 +49,7 @@ class AccessEventPage(BaseModel):
 class ResidentAccess(BaseModel):
     """One access to the resident's own data, as the resident is told of it."""
 
-    at: datetime
+    at: LocalTime
     accessed_by: str = Field(description="The client (a care unit's system, the portal, an operator)")
     role: str
     acting_person: str | None

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from halsosamtal.core.http import MAX_ID, ServiceDay, ServiceTime, StrictModel
+from halsosamtal.core.http import MAX_ID, LocalTime, ServiceDay, ServiceTime, StrictModel
 from halsosamtal.residents.lookup import ResidentLookup
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -85,15 +85,15 @@ class PublishResult(BaseModel):
     skipped_days: list[SkippedDay] = Field(
         default_factory=list, description="Template days without times: holidays"
     )
-    first_starts_at: dt.datetime | None = None
-    last_starts_at: dt.datetime | None = None
+    first_starts_at: LocalTime | None = None
+    last_starts_at: LocalTime | None = None
 
 
 class SlotOut(BaseModel):
     id: int
     care_unit: str
-    starts_at: dt.datetime = Field(description="Swedish local time with its offset")
-    ends_at: dt.datetime
+    starts_at: LocalTime = Field(description="Swedish local time with its offset")
+    ends_at: LocalTime
     resource: str
     state: SlotState
     appointment_id: int | None = Field(None, description="The appointment holding the time, if any")
@@ -103,8 +103,8 @@ class FreeSlot(BaseModel):
     """A time the resident can book."""
 
     id: int
-    starts_at: dt.datetime = Field(description="Swedish local time with its offset")
-    ends_at: dt.datetime
+    starts_at: LocalTime = Field(description="Swedish local time with its offset")
+    ends_at: LocalTime
     care_unit_name: str
     care_unit: str
 
@@ -114,7 +114,7 @@ class AppointmentEventOut(BaseModel):
     to_status: AppointmentStatus
     slot_id: int
     previous_slot_id: int | None = Field(description="For a move: the time before")
-    at: dt.datetime
+    at: LocalTime
     reason: str
     actor: str = Field(description="API client name, 'cli' or 'worker'")
 
@@ -124,12 +124,12 @@ class AppointmentOut(BaseModel):
     invitation_id: int
     status: AppointmentStatus
     slot_id: int
-    starts_at: dt.datetime = Field(description="Swedish local time with its offset")
-    ends_at: dt.datetime
+    starts_at: LocalTime = Field(description="Swedish local time with its offset")
+    ends_at: LocalTime
     resource: str
     care_unit_name: str
     care_unit: str
-    booked_at: dt.datetime
+    booked_at: LocalTime
 
 
 class CentreAppointmentOut(AppointmentOut):

@@ -7,19 +7,21 @@ import binascii
 import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from halsosamtal.core.clock import STOCKHOLM
 from halsosamtal.core.context import REQUEST_ID_HEADER, current_request_id, new_request_id, request_id
 from halsosamtal.core.errors import PROBLEM_TYPE_PREFIX, DomainError, InvalidInput
 
@@ -45,6 +47,24 @@ ServiceTime = Annotated[AwareDatetime, AfterValidator(_within_service_years)]
 """An aware timestamp within the service's years."""
 
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+def _swedish(value: datetime) -> datetime:
+    return value.astimezone(STOCKHOLM) if value.tzinfo is not None else value
+
+
+LocalTime = Annotated[datetime, PlainSerializer(_swedish, return_type=datetime, when_used="json")]
+"""A timestamp in a response: written in Swedish local time with its offset
+(``2027-03-02T08:00:00+01:00``), the time residents and centres read. Every response timestamp
+uses it, so one object never mixes conventions (a booking's time local, its booked_at UTC)."""
+
+
+Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+"""An amount of money in a response: a JSON number (like every measurement), in the currency the
+object names (``currency: "SEK"``); exact to the öre in the database and in computations."""
+
+Decimalish = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+"""A non-money decimal in a response (a share, an expected count): a JSON number."""
 
 
 class StrictModel(BaseModel):

@@ -53,6 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from halsosamtal.core.clock import moment
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, NotFound
+from halsosamtal.core.http import LocalTime
 from halsosamtal.core.settings import Settings
 from halsosamtal.invitations.models import Invitation, InvitationEvent
 from halsosamtal.invitations.release import ReleaseResult, release_due
@@ -536,7 +537,7 @@ async def decline(
 class InvitationEventOut(BaseModel):
     from_status: str | None = Field(description="Null for the event that created the invitation")
     to_status: str
-    at: datetime
+    at: LocalTime
     reason: str
     actor: str = Field(description="API client name, 'cli' or 'worker'")
 

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from halsosamtal.core.http import StrictModel
+from halsosamtal.core.http import Decimalish, LocalTime, StrictModel
 
 
 class BatchRequest(StrictModel):
@@ -25,9 +24,9 @@ class BatchOut(BaseModel):
     done: int = Field(description="Of those, written so far")
     created: int = Field(description="Invitations this run created")
     errors: list[dict[str, Any]]
-    requested_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
+    requested_at: LocalTime
+    started_at: LocalTime | None
+    finished_at: LocalTime | None
 
 
 class PlanLine(BaseModel):
@@ -36,7 +35,7 @@ class PlanLine(BaseModel):
     month: int
     invitations: int = Field(description="New invitations this plan would send in the month")
     already_planned: int = Field(description="Invitations from earlier runs in the month")
-    expected_bookings: Decimal
+    expected_bookings: Decimalish
     capacity: int = Field(description="The unit's weekly capacity summed over the month's weeks")
     over_capacity: bool
 
@@ -44,7 +43,7 @@ class PlanLine(BaseModel):
 class PlanOut(BaseModel):
     year: int
     as_of: dt.date
-    expected_uptake: Decimal
+    expected_uptake: Decimalish
     total: int
     lines: list[PlanLine]
 
@@ -57,6 +56,6 @@ class InvitationOut(BaseModel):
     care_unit: str
     status: str
     planned_send_on: dt.date
-    sent_at: dt.datetime | None
+    sent_at: LocalTime | None
     reminders_sent: int
     valid_until: dt.date

@@ -58,7 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from halsosamtal.core.clock import STOCKHOLM, day_bounds
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
-from halsosamtal.core.http import Page, decode_cursor, encode_cursor
+from halsosamtal.core.http import LocalTime, Page, decode_cursor, encode_cursor
 from halsosamtal.core.settings import Settings
 from halsosamtal.messaging.channels import Channel, Undeliverable, choose_channel
 from halsosamtal.messaging.letters import PrintedLetter, write_print_file
@@ -625,11 +625,11 @@ class MessageOut(BaseModel):
     invitation_id: int | None
     send_on: date
     attempts: int
-    next_attempt_at: datetime | None
+    next_attempt_at: LocalTime | None
     last_error: str | None = Field(description="A short fixed phrase, e.g. no_address, HTTP 400 Bad Request")
-    queued_at: datetime | None
-    sent_at: datetime | None
-    last_attempt_at: datetime | None = Field(None, description="When delivery was last tried")
+    queued_at: LocalTime | None
+    sent_at: LocalTime | None
+    last_attempt_at: LocalTime | None = Field(None, description="When delivery was last tried")
 
 
 _LAST_ATTEMPT = (

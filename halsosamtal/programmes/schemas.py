@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from halsosamtal.core.http import StrictModel
+from halsosamtal.core.http import Decimalish, LocalTime, Money, StrictModel
 
 
 class ProgrammeRules(StrictModel):
@@ -68,22 +69,28 @@ class ProgrammeRules(StrictModel):
         return days
 
 
-class ProgrammeYearOut(BaseModel):
-    year: int
+class ProgrammeRulesOut(BaseModel):
+    """A year's rules as answered: money as numbers in SEK, shares as numbers."""
+
     target_ages: list[int]
-    talk_rate: Decimal
-    start_grant: Decimal
+    talk_rate: Money
+    start_grant: Money = Decimal(0)
+    currency: Literal["SEK"] = "SEK"
     reminder_days: list[int]
     valid_until: dt.date
-    expected_uptake: Decimal
-    booking_lead_days: int
-    appointment_reminder_days: int
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    expected_uptake: Decimalish = Decimal("0.5")
+    booking_lead_days: int = 7
+    appointment_reminder_days: int = 2
+
+
+class ProgrammeYearOut(ProgrammeRulesOut):
+    year: int
+    created_at: LocalTime
+    updated_at: LocalTime
 
 
 class ProgrammeRevisionOut(BaseModel):
     year: int
-    changed_at: dt.datetime
+    changed_at: LocalTime
     changed_by: str
-    rules: dict[str, object]
+    rules: ProgrammeRulesOut

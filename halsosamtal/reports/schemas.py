@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from halsosamtal.core.http import StrictModel
+from halsosamtal.core.http import LocalTime, Money, StrictModel
 from halsosamtal.core.imports import Reject
 
 ParticipationDimension = Literal["unit", "age", "sex", "municipality", "deso", "cni_quintile"]
@@ -127,14 +125,15 @@ class StatementLine(BaseModel):
     care_unit_name: str
     kind: LineKind
     external_id: str | None = Field(description="The EHR's own id of the talk's record")
-    event_at: dt.datetime | None = Field(
+    event_at: LocalTime | None = Field(
         description="When the result was completed or retracted (Swedish time)"
     )
     reverses: str | None = Field(description="For a reversal: the line it reverses")
     programme_year: int
     quantity: int
-    unit_amount: Decimal
-    amount: Decimal
+    unit_amount: Money
+    amount: Money
+    currency: Literal["SEK"] = "SEK"
 
 
 class StatementTotal(BaseModel):
@@ -142,12 +141,13 @@ class StatementTotal(BaseModel):
     care_unit: str | None = Field(description="HSA-id; null: all units")
     care_unit_name: str | None
     lines: int
-    amount: Decimal
+    amount: Money
+    currency: Literal["SEK"] = "SEK"
 
 
 class MonthState(BaseModel):
     month: str
-    closed_at: dt.datetime | None = Field(description="Null while the month is open")
+    closed_at: LocalTime | None = Field(description="Null while the month is open")
     closed_by: str | None
     unchanged_since_closed: bool | None = Field(
         description="A closed month recomputed in full: whether it is what was closed (null: not "
@@ -173,10 +173,11 @@ class CloseMonth(StrictModel):
 
 class ClosedMonth(BaseModel):
     month: str
-    closed_at: dt.datetime
+    closed_at: LocalTime
     closed_by: str
     lines: int
-    total: Decimal
+    total: Money
+    currency: Literal["SEK"] = "SEK"
     digest: str
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.core.errors import InvalidInput, NotFound
-from halsosamtal.core.http import StrictModel
+from halsosamtal.core.http import LocalTime, StrictModel
 from halsosamtal.residents import personnummer as pnr
 from halsosamtal.residents.models import ListingPeriod, Resident
 from halsosamtal.units.models import CareUnit
@@ -61,7 +61,7 @@ class ResidentOut(BaseModel):
     emigrated_on: dt.date | None
     moved_out_on: dt.date | None
     listings: list[ListingOut] = Field(description="Listing history, oldest first")
-    updated_at: dt.datetime
+    updated_at: LocalTime
 
 
 def requested_identity(value: str) -> pnr.Identity:

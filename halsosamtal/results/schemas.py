@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, PlainSerializer, model_validator
 
-from halsosamtal.core.http import MAX_ID, ServiceTime, StrictModel
+from halsosamtal.core.http import MAX_ID, LocalTime, ServiceTime, StrictModel
 from halsosamtal.residents.lookup import ResidentLookup
 from halsosamtal.results.habits import ActionLevel, Finding, ReferralKind, TobaccoUse
 from halsosamtal.results.score2 import Category, NotApplicableReason
@@ -177,14 +177,14 @@ class ResultOut(BaseModel):
     external_id: str
     status: Literal["completed", "retracted"]
     version: int
-    held_at: dt.datetime
+    held_at: LocalTime
     practitioner_hsa_id: str
     measurements: Measurements
     habits: Habits
     referrals: list[ReferralKind]
     health_curve: dict[str, Number] | None
     derived: Derived
-    recorded_at: dt.datetime
+    recorded_at: LocalTime
     recorded_by: str
 
 
@@ -198,9 +198,9 @@ class PostedResult(ResultOut):
 
 class ResultVersionOut(BaseModel):
     version: int
-    recorded_at: dt.datetime
+    recorded_at: LocalTime
     recorded_by: str
-    held_at: dt.datetime
+    held_at: LocalTime
     practitioner_hsa_id: str
     measurements: Measurements = Field(description="As posted")
     habits: Habits
@@ -212,7 +212,7 @@ class ResultVersionOut(BaseModel):
 class ResultEventOut(BaseModel):
     kind: Literal["completed", "amended", "retracted"]
     version: int
-    at: dt.datetime
+    at: LocalTime
     actor: str
     reason: str | None
 

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from halsosamtal.core.http import StrictModel
+from halsosamtal.core.http import LocalTime, StrictModel
 from halsosamtal.units.models import HSA_ID_PATTERN
 
 
@@ -16,8 +15,8 @@ class CareUnitOut(BaseModel):
     operator: Literal["public", "private"]
     participating: bool
     weekly_capacity: int = Field(description="Health talks the unit can hold per week")
-    created_at: datetime
-    updated_at: datetime
+    created_at: LocalTime
+    updated_at: LocalTime
 
 
 class CareUnitUpdate(StrictModel):

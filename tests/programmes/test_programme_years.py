@@ -18,17 +18,17 @@ async def test_put_creates_then_replaces_and_keeps_every_revision(
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["target_ages"] == [40, 50, 60]
-    assert body["talk_rate"] == "1000.00"
-    assert (body["expected_uptake"], body["booking_lead_days"]) == ("0.500", 7)
+    assert body["talk_rate"] == 1000.0
+    assert (body["expected_uptake"], body["booking_lead_days"]) == (0.5, 7)
 
     same = await api.put("/v1/programme-years/2027", headers=operator, json=RULES)
     assert same.status_code == 200
     assert same.json()["updated_at"] == body["updated_at"]
 
     changed = await api.put("/v1/programme-years/2027", headers=operator, json={**RULES, "talk_rate": "900"})
-    assert changed.json()["talk_rate"] == "900.00"
+    assert changed.json()["talk_rate"] == 900.0
     revisions = (await api.get("/v1/programme-years/2027/revisions", headers=operator)).json()
-    assert [r["rules"]["talk_rate"] for r in revisions] == ["1000.00", "900.00"]
+    assert [r["rules"]["talk_rate"] for r in revisions] == [1000.0, 900.0]
     assert all(r["changed_by"].startswith("operator-") for r in revisions)
 
 
@@ -42,7 +42,7 @@ async def test_changing_next_year_never_alters_this_year(
     await api.put("/v1/programme-years/2028", headers=operator, json={**next_year, "talk_rate": "1200"})
     assert (await api.get("/v1/programme-years/2027", headers=operator)).json() == before
     years = (await api.get("/v1/programme-years", headers=operator)).json()
-    assert [(y["year"], y["talk_rate"]) for y in years] == [(2027, "1000.00"), (2028, "1200.00")]
+    assert [(y["year"], y["talk_rate"]) for y in years] == [(2027, 1000.0), (2028, 1200.0)]
 
 
 async def test_bad_rules_name_the_field(api: httpx.AsyncClient, operator: dict[str, str]) -> None:
