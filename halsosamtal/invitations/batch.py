@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from halsosamtal.core import clock
 from halsosamtal.invitations.pacing import Allocation, first_send_day, level, weekly_room, weeks_of
 from halsosamtal.programmes.models import ProgrammeYear
 from halsosamtal.programmes.service import get_year
@@ -206,21 +207,22 @@ ranked AS (
 ),
 ins AS (
     INSERT INTO invitations
-        (year, age, resident_id, care_unit_id, batch_id, planned_send_on, status, valid_until)
+        (year, age, resident_id, care_unit_id, batch_id, planned_send_on, status, valid_until,
+         created_at, updated_at)
     SELECT :year, ranked.age, ranked.resident_id, :unit, :batch,
-           greatest(alloc.week, :first_day), 'planned', :valid_until
+           greatest(alloc.week, :first_day), 'planned', :valid_until, :now, :now
     FROM ranked JOIN alloc
       ON alloc.preferred = ranked.preferred AND ranked.rn BETWEEN alloc.lo AND alloc.hi
     ON CONFLICT (resident_id, year, age) DO NOTHING
     RETURNING id, resident_id, planned_send_on
 ),
 messages AS (
-    INSERT INTO messages (resident_id, invitation_id, kind, send_on)
-    SELECT resident_id, id, 'invitation', planned_send_on FROM ins
+    INSERT INTO messages (resident_id, invitation_id, kind, send_on, created_at)
+    SELECT resident_id, id, 'invitation', planned_send_on, :now FROM ins
 ),
 events AS (
-    INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor)
-    SELECT id, NULL, 'planned', :reason, :actor FROM ins
+    INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor, at)
+    SELECT id, NULL, 'planned', :reason, :actor, :now FROM ins
 )
 SELECT count(*) FROM ins
 """
@@ -280,7 +282,7 @@ def _json_error(exc: BaseException) -> str:
         KeyboardInterrupt: "interrupted (Ctrl-C)",
         asyncio.CancelledError: "cancelled (the process stopped)",
     }.get(type(exc))
-    entry = {"error": type(exc).__name__, "at": dt.datetime.now(dt.UTC).isoformat()}
+    entry = {"error": type(exc).__name__, "at": clock.now().isoformat()}
     if reason:
         entry["reason"] = reason
     return json.dumps([entry])
@@ -300,10 +302,10 @@ async def _run_locked(
         valid_until = programme.valid_until
         await s.execute(
             text(
-                "UPDATE batch_runs SET state = 'running', started_at = now(), total = :total, "
+                "UPDATE batch_runs SET state = 'running', started_at = :now, total = :total, "
                 "done = 0, created = 0 WHERE id = :id"
             ),
-            {"id": batch_id, "total": the_plan.total},
+            {"id": batch_id, "total": the_plan.total, "now": clock.now()},
         )
     by_unit: dict[int, list[Allocation]] = defaultdict(list)
     for a in the_plan.allocations:
@@ -327,6 +329,7 @@ async def _run_locked(
                     "valid_until": valid_until,
                     "reason": f"batch {batch_id}",
                     "actor": actor,
+                    "now": clock.now(),
                 },
             )
             done, created = sum(a.count for a in allocations), inserted or 0
@@ -354,8 +357,8 @@ async def _run_locked(
     created = counts["created"]
     async with sessionmaker() as s, s.begin():
         await s.execute(
-            text("UPDATE batch_runs SET state = 'done', finished_at = now() WHERE id = :id"),
-            {"id": batch_id},
+            text("UPDATE batch_runs SET state = 'done', finished_at = :now WHERE id = :id"),
+            {"id": batch_id, "now": clock.now()},
         )
     return BatchResult(batch_id=batch_id, planned=the_plan.total, created=created)
 
@@ -374,11 +377,17 @@ async def new_batch(
     await get_year(session, year)
     batch_id = await session.scalar(
         text(
-            "INSERT INTO batch_runs (year, requested_by, as_of, state, started_at) "
-            "VALUES (:year, :actor, :as_of, :state, CASE WHEN :state = 'running' THEN now() END) "
+            "INSERT INTO batch_runs (year, requested_by, as_of, state, started_at, requested_at) "
+            "VALUES (:year, :actor, :as_of, :state, CASE WHEN :state = 'running' THEN :now END, :now) "
             "RETURNING id"
         ),
-        {"year": year, "actor": actor, "as_of": as_of, "state": "running" if inline else "queued"},
+        {
+            "year": year,
+            "actor": actor,
+            "as_of": as_of,
+            "state": "running" if inline else "queued",
+            "now": clock.now(),
+        },
     )
     assert batch_id is not None
     return int(batch_id)
@@ -391,8 +400,8 @@ async def mark_failed(
     async with sessionmaker() as s, s.begin():
         await s.execute(
             text(
-                "UPDATE batch_runs SET state = 'failed', finished_at = now(), "
+                "UPDATE batch_runs SET state = 'failed', finished_at = :now, "
                 "errors = errors || CAST(:error AS jsonb) WHERE id = :id AND state IN ('queued', 'running')"
             ),
-            {"id": batch_id, "error": _json_error(exc)},
+            {"id": batch_id, "error": _json_error(exc), "now": clock.now()},
         )

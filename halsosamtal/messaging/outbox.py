@@ -55,6 +55,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import DateTime, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from halsosamtal.core import clock
 from halsosamtal.core.clock import STOCKHOLM, day_bounds
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
@@ -292,8 +293,8 @@ class Outcome:
 _CLAIM = text("""
 WITH due AS (
   SELECT m.id FROM messages m
-  WHERE ((m.status = 'queued' AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= now()))
-         OR (m.status = 'sending' AND m.next_attempt_at <= now()))
+  WHERE ((m.status = 'queued' AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= :now))
+         OR (m.status = 'sending' AND m.next_attempt_at <= :now))
     AND (m.channel IN ('letter', 'letter_protected')) = :letters
   ORDER BY m.id
   LIMIT :limit
@@ -302,9 +303,9 @@ WITH due AS (
 UPDATE messages m
 SET status = 'sending',
     attempts = m.attempts + 1,
-    next_attempt_at = now() + make_interval(secs => :lease),
+    next_attempt_at = CAST(:now AS timestamptz) + make_interval(secs => :lease),
     -- A letter's print day is fixed at its first claim and kept when the claim is taken over.
-    sent_at = CASE WHEN m.channel IN ('letter', 'letter_protected') THEN coalesce(m.sent_at, now())
+    sent_at = CASE WHEN m.channel IN ('letter', 'letter_protected') THEN coalesce(m.sent_at, :now)
                    ELSE m.sent_at END
 FROM due WHERE m.id = due.id
 RETURNING m.id, m.kind, m.channel, m.language, m.subject, m.body, m.attempts, m.sent_at
@@ -319,16 +320,17 @@ WITH v AS (
 ), done AS (
   UPDATE messages m
   SET status = CASE v.outcome WHEN 'sent' THEN 'sent' WHEN 'retry' THEN 'queued' ELSE 'failed' END,
-      sent_at = CASE WHEN v.outcome = 'sent' THEN coalesce(m.sent_at, now()) END,
-      next_attempt_at = CASE WHEN v.outcome = 'retry' THEN now() + make_interval(secs => v.delay) END,
+      sent_at = CASE WHEN v.outcome = 'sent' THEN coalesce(m.sent_at, CAST(:now AS timestamptz)) END,
+      next_attempt_at = CASE WHEN v.outcome = 'retry'
+                             THEN CAST(:now AS timestamptz) + make_interval(secs => v.delay) END,
       last_error = CASE WHEN v.outcome = 'sent' THEN NULL ELSE v.error END
   FROM v
   -- Only the attempt that holds the claim may finish it.
   WHERE m.id = v.id AND m.status = 'sending' AND m.attempts = v.attempts
   RETURNING m.id
 )
-INSERT INTO delivery_attempts (message_id, gateway, outcome, http_status, error)
-SELECT v.id, v.gateway, v.outcome, v.http_status, v.error FROM v
+INSERT INTO delivery_attempts (message_id, gateway, outcome, http_status, error, at)
+SELECT v.id, v.gateway, v.outcome, v.http_status, v.error, CAST(:now AS timestamptz) FROM v
 """)
 
 _GATHER_LETTERS = select(Message.id, Message.subject, Message.body, Message.resident_id).where(
@@ -342,7 +344,9 @@ _GATHER_LETTERS = select(Message.id, Message.subject, Message.body, Message.resi
 async def claim(session: AsyncSession, *, letters: bool, limit: int, lease_s: int) -> list[Claimed]:
     """Claim due messages (letters or electronic ones)."""
     rows = (
-        await session.execute(_CLAIM, {"letters": letters, "limit": limit, "lease": float(lease_s)})
+        await session.execute(
+            _CLAIM, {"letters": letters, "limit": limit, "lease": float(lease_s), "now": clock.now()}
+        )
     ).all()
     return [
         Claimed(r.id, r.kind, r.channel, r.language or "sv", r.subject, r.body, r.attempts, r.sent_at)
@@ -364,6 +368,7 @@ async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome]) ->
             "errors": [o.error for o in outcomes],
             "delays": [o.delay_s for o in outcomes],
             "gateways": [o.gateway for o in outcomes],
+            "now": clock.now(),
         },
     )
 
@@ -551,10 +556,11 @@ async def due_for_delivery(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(
         text("""
 SELECT m.channel, count(*) AS n FROM messages m
-WHERE (m.status = 'queued' AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= now()))
-   OR (m.status = 'sending' AND m.next_attempt_at <= now())
+WHERE (m.status = 'queued' AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= :now))
+   OR (m.status = 'sending' AND m.next_attempt_at <= :now)
 GROUP BY m.channel ORDER BY m.channel
-""")
+"""),
+        {"now": clock.now()},
     )
     return {str(r.channel): int(r.n) for r in rows}
 
