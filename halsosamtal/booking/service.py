@@ -631,7 +631,7 @@ async def reopen_invitation(
         text(
             "INSERT INTO messages (resident_id, invitation_id, kind, send_on, created_at) "
             "SELECT i.resident_id, i.id, 'invitation', greatest(i.planned_send_on, CAST(:today AS date)), "
-            ":now "
+            "CAST(:now AS timestamptz) "
             "FROM invitations i WHERE i.id = :id AND NOT EXISTS ("
             "  SELECT 1 FROM messages m WHERE m.invitation_id = i.id AND m.kind = 'invitation' "
             "  AND m.status IN ('planned', 'queued', 'sending'))"

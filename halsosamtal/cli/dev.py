@@ -38,7 +38,7 @@ DEMO_CLIENT = "demo-operator"
 
 
 def demo_data(
-    out: Annotated[Path, typer.Option(help="Where to write the residents CSV.")],
+    out: Annotated[Path | None, typer.Option(help="Where to write the residents CSV.")] = None,
     residents: Annotated[int, typer.Option(min=1, help="Number of residents.")] = DEMO_RESIDENTS,
     seed: Annotated[int, typer.Option(help="Same seed, same file.")] = DEMO_SEED,
     bad_rows: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of realistic bad rows.")] = 0.0,
@@ -50,8 +50,36 @@ def demo_data(
     care_units_out: Annotated[
         Path | None, typer.Option(help="Also write the matching care unit CSV here.")
     ] = None,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            "--simulate",
+            help="Instead of a file: load the register into the (empty, migrated) database and "
+            "live its programme year up to --as-of through the real services: invitations, "
+            "reminders, bookings, talks, results, closed months.",
+        ),
+    ] = False,
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d"],
+            help="With --simulate: the day the simulation reaches (default today; its year, or "
+            "the year before until April).",
+        ),
+    ] = None,
 ) -> None:
-    """Write a deterministic, Sweden-like demo register as the residents CSV."""
+    """Write a deterministic, Sweden-like demo register as the residents CSV, or (--simulate)
+    make the demo region's year in progress in the database. Same seed, same result."""
+    if simulate:
+        if out is not None or care_units_out is not None or bad_rows or reference is not None:
+            fail("--simulate loads the database: no --out, --care-units-out, --bad-rows or --reference")
+        _simulate(residents=residents, seed=seed, care_units=care_units, as_of=as_of)
+        return
+    if as_of is not None:
+        fail("--as-of is for --simulate")
+    if out is None:
+        fail("give --out FILE (the residents CSV), or --simulate to load the database")
     from halsosamtal.residents.demo import demo_care_units, write_care_units_csv, write_demo_csv
 
     units = demo_care_units(care_units, seed=seed)
@@ -68,6 +96,37 @@ def demo_data(
             care_units=units,
         )
     console.print(f"wrote {summary.rows} residents to {out} ({summary.bad_rows} bad rows)")
+
+
+def _simulate(*, residents: int, seed: int, care_units: int, as_of: dt.datetime | None) -> None:
+    import halsosamtal.models  # noqa: F401 - every table registered before the services run
+    from halsosamtal.core.cli import not_after_today, run_chunked
+    from halsosamtal.core.settings import get_settings
+    from halsosamtal.demo.simulate import simulate
+
+    day = not_after_today(as_of.date()) if as_of else _today()
+    summary = run_chunked(
+        lambda sessionmaker: simulate(
+            sessionmaker,
+            get_settings(),
+            seed=seed,
+            residents=residents,
+            care_units=care_units,
+            as_of=day,
+            progress=lambda what: err_console.print(f"  {what}", highlight=False),
+        )
+    )
+    console.print(
+        f"simulated programme year {summary.year} up to {summary.as_of}: {summary.care_units} care units, "
+        f"{summary.residents} residents, {summary.invitations} invitations in {summary.seconds:.1f} s",
+        highlight=False,
+    )
+    for what, n in sorted(summary.counts.items()):
+        console.print(f"  {what}: {n}", highlight=False)
+    for phase, seconds in sorted(summary.phases.items(), key=lambda p: -p[1]):
+        console.print(f"  time in {phase}: {seconds:.1f} s", highlight=False)
+    for what, n in sorted(summary.refused.items()):
+        console.print(f"  refused by the service ({what}): {n}", highlight=False)
 
 
 def _halsosamtal(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:

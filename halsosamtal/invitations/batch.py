@@ -210,7 +210,8 @@ ins AS (
         (year, age, resident_id, care_unit_id, batch_id, planned_send_on, status, valid_until,
          created_at, updated_at)
     SELECT :year, ranked.age, ranked.resident_id, :unit, :batch,
-           greatest(alloc.week, :first_day), 'planned', :valid_until, :now, :now
+           greatest(alloc.week, :first_day), 'planned', :valid_until,
+           CAST(:now AS timestamptz), CAST(:now AS timestamptz)
     FROM ranked JOIN alloc
       ON alloc.preferred = ranked.preferred AND ranked.rn BETWEEN alloc.lo AND alloc.hi
     ON CONFLICT (resident_id, year, age) DO NOTHING
@@ -218,11 +219,11 @@ ins AS (
 ),
 messages AS (
     INSERT INTO messages (resident_id, invitation_id, kind, send_on, created_at)
-    SELECT resident_id, id, 'invitation', planned_send_on, :now FROM ins
+    SELECT resident_id, id, 'invitation', planned_send_on, CAST(:now AS timestamptz) FROM ins
 ),
 events AS (
     INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor, at)
-    SELECT id, NULL, 'planned', :reason, :actor, :now FROM ins
+    SELECT id, NULL, 'planned', :reason, :actor, CAST(:now AS timestamptz) FROM ins
 )
 SELECT count(*) FROM ins
 """
@@ -378,7 +379,8 @@ async def new_batch(
     batch_id = await session.scalar(
         text(
             "INSERT INTO batch_runs (year, requested_by, as_of, state, started_at, requested_at) "
-            "VALUES (:year, :actor, :as_of, :state, CASE WHEN :state = 'running' THEN :now END, :now) "
+            "VALUES (:year, :actor, :as_of, :state, "
+            "CASE WHEN :state = 'running' THEN CAST(:now AS timestamptz) END, :now) "
             "RETURNING id"
         ),
         {
