@@ -100,22 +100,38 @@ def demo_data(
 
 def _simulate(*, residents: int, seed: int, care_units: int, as_of: dt.datetime | None) -> None:
     import halsosamtal.models  # noqa: F401 - every table registered before the services run
-    from halsosamtal.core.cli import not_after_today, run_chunked
+    from halsosamtal.core.cli import check_database, database_url, not_after_today
+    from halsosamtal.core.database import create_engine, make_sessionmaker
+    from halsosamtal.core.errors import DomainError, SchemaOutOfDate
     from halsosamtal.core.settings import get_settings
-    from halsosamtal.demo.simulate import simulate
+    from halsosamtal.demo.simulate import SimulationSummary, fast_commits, simulate
 
     day = not_after_today(as_of.date()) if as_of else _today()
-    summary = run_chunked(
-        lambda sessionmaker: simulate(
-            sessionmaker,
-            get_settings(),
-            seed=seed,
-            residents=residents,
-            care_units=care_units,
-            as_of=day,
-            progress=lambda what: err_console.print(f"  {what}", highlight=False),
-        )
-    )
+    url = database_url()
+
+    async def go() -> SimulationSummary:
+        engine = create_engine(url, pool_size=3, max_overflow=2, application_name="halsosamtal-demo")
+        fast_commits(engine)
+        try:
+            await check_database(engine, url)
+            return await simulate(
+                make_sessionmaker(engine),
+                get_settings(),
+                seed=seed,
+                residents=residents,
+                care_units=care_units,
+                as_of=day,
+                progress=lambda what: err_console.print(f"  {what}", highlight=False),
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        summary = asyncio.run(go())
+    except DomainError as exc:
+        fail(exc.detail)
+    except SchemaOutOfDate as exc:
+        fail(str(exc))
     console.print(
         f"simulated programme year {summary.year} up to {summary.as_of}: {summary.care_units} care units, "
         f"{summary.residents} residents, {summary.invitations} invitations in {summary.seconds:.1f} s",

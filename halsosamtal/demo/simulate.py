@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from halsosamtal.access.schemas import Principal
 from halsosamtal.audit.trail import Who
@@ -54,7 +54,6 @@ from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import DomainError
 from halsosamtal.core.settings import Settings
 from halsosamtal.invitations import batch, lifecycle
-from halsosamtal.invitations.release import release_due
 from halsosamtal.messaging.outbox import deliver_due
 from halsosamtal.programmes.schemas import ProgrammeRules
 from halsosamtal.programmes.service import set_year
@@ -269,6 +268,7 @@ class _Simulator:
         self.units: dict[int, str] = {}
         self.principals: dict[int, Principal] = {}
         self.results_posted = 0
+        self.unit_of: dict[int, int] = {}
 
     # -- scheduling
 
@@ -354,14 +354,12 @@ class _Simulator:
 
     async def daily_jobs(self, day: dt.date) -> None:
         """The worker's morning: release what is due, reminders, a delivery pass."""
-        with clock.frozen_at(_at(day, 6)):
-            with self.summary.timed("release"):
-                released = await release_due(self.sessionmaker, self.settings, day, actor=WORKER)
-            with self.summary.timed("reminders"):
-                reminders = await lifecycle.run_reminders(self.sessionmaker, self.settings, day, actor=WORKER)
+        # The reminder run releases everything due that day, letters and reminders alike.
+        with clock.frozen_at(_at(day, 6)), self.summary.timed("release and reminders"):
+            reminders = await lifecycle.run_reminders(self.sessionmaker, self.settings, day, actor=WORKER)
         with clock.frozen_at(_at(day, 6, 30)), self.summary.timed("delivery"):
             delivered = await deliver_due(self.sessionmaker, self.settings)
-        self.summary.count("messages released", released.queued + reminders.release.queued)
+        self.summary.count("messages released", reminders.release.queued)
         self.summary.count("reminders", reminders.created)
         self.summary.count("messages delivered", delivered.sent)
         # Who got their letter (or a reminder) today, and what each will do about it.
@@ -370,7 +368,7 @@ class _Simulator:
             opened = (
                 await session.execute(
                     text(
-                        "SELECT i.id, i.age, r.personnummer FROM invitations i "
+                        "SELECT i.id, i.age, i.care_unit_id, r.personnummer FROM invitations i "
                         "JOIN residents r ON r.id = i.resident_id "
                         "WHERE i.year = :year AND i.sent_at >= :start AND i.sent_at < :end "
                         "ORDER BY r.personnummer"
@@ -379,9 +377,10 @@ class _Simulator:
                 )
             ).all()
         for row in opened:
-            self.plan_answer(day, row.id, row.personnummer, row.age)
+            self.unit_of[row.id] = row.care_unit_id
+            self.plan_answer(day, row.id, row.personnummer, row.age, row.care_unit_id)
 
-    def plan_answer(self, day: dt.date, invitation_id: int, pnr: str, age: int) -> None:
+    def plan_answer(self, day: dt.date, invitation_id: int, pnr: str, age: int, unit_id: int) -> None:
         """About half take part (the programme's planning figure), a third of them only after
         a reminder; one in twenty declines."""
         rng = _rng(self.seed, "answer", pnr, self.year, age)
@@ -397,7 +396,7 @@ class _Simulator:
         else:
             return
         at = _at(day + dt.timedelta(days=delay), rng.randint(7, 21), rng.randrange(60))
-        self.schedule(at, pnr, kind, invitation_id=invitation_id, pnr=pnr, age=age, tries=0)
+        self.schedule(at, pnr, kind, invitation_id=invitation_id, pnr=pnr, age=age, unit_id=unit_id, tries=0)
 
     # -- one day's actions
 
@@ -552,10 +551,15 @@ class _Simulator:
             )
 
     async def _principal_of(self, session: AsyncSession, invitation_id: int) -> Principal:
-        unit_id = await session.scalar(
-            text("SELECT care_unit_id FROM invitations WHERE id = :id"), {"id": invitation_id}
-        )
-        return self.ehr(int(unit_id))
+        # The invitation's unit, which a listing move could change (not in the demo's register).
+        unit_id = self.unit_of.get(invitation_id)
+        if unit_id is None:
+            unit_id = int(
+                await session.scalar(
+                    text("SELECT care_unit_id FROM invitations WHERE id = :id"), {"id": invitation_id}
+                )
+            )
+        return self.ehr(unit_id)
 
     async def post(self, session: AsyncSession, event: _Event) -> None:
         data, pnr = event.data, event.data["pnr"]
@@ -683,6 +687,20 @@ async def load_register(
                 actor=OPERATOR,
             )
     return len(units), summary.inserted + summary.updated + summary.unchanged
+
+
+def fast_commits(engine: AsyncEngine) -> None:
+    """Commits that do not wait for the disk (``synchronous_commit = off``) on this engine's
+    connections: thousands of small transactions, each a simulated request, need not be durable
+    one by one. A crash can lose the last moments' commits but never leaves a broken database
+    (PostgreSQL's asynchronous commit); simulate again into a fresh database then."""
+
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET synchronous_commit TO off")
+        cursor.close()
+
+    event.listen(engine.sync_engine, "connect", _on_connect)
 
 
 async def simulate(
