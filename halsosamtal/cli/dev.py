@@ -165,6 +165,30 @@ async def _demo_loaded(url: str) -> bool:
         await conn.close()
 
 
+def _simulate_demo(env: dict[str, str], residents: int) -> None:
+    """The demo region's year so far, through ``demo-data --simulate`` (its progress shown)."""
+    result = subprocess.run(  # noqa: S603 - our own CLI with fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "halsosamtal.cli",
+            "demo-data",
+            "--simulate",
+            "--residents",
+            str(residents),
+            "--seed",
+            str(DEMO_SEED),
+        ],
+        env=env,
+        check=False,
+        text=True,
+        stdout=subprocess.PIPE,
+    )
+    if result.returncode != 0:
+        fail(f"simulating the demo year failed:\n{result.stdout}")
+    console.print(result.stdout.rstrip(), highlight=False)
+
+
 def _load_demo(env: dict[str, str], data_dir: Path, residents: int) -> None:
     demo = data_dir / "demo"
     demo.mkdir(parents=True, exist_ok=True)
@@ -263,6 +287,13 @@ def run(
     port: Annotated[int, typer.Option(help="API port.")] = 8000,
     residents: Annotated[int, typer.Option(help="Demo residents loaded the first time.")] = DEMO_RESIDENTS,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Run the API only.")] = False,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            help="Load the demo region as a year in progress (demo-data --simulate); "
+            "--no-simulate: the register, programme and bookable times only.",
+        ),
+    ] = True,
 ) -> None:
     """Find or start Postgres and Redis, migrate, load the demo region once, and run the API and
     the worker until Ctrl-C."""
@@ -279,7 +310,10 @@ def run(
         fail(f"migration failed:\n{result.stdout}{result.stderr}")
     if not asyncio.run(_demo_loaded(found.database_url)):
         console.print(f"loading the demo region ({residents} residents, seed {DEMO_SEED}) the first time:")
-        _load_demo(env, settings.data_dir, residents)
+        if simulate:
+            _simulate_demo(env, residents)
+        else:
+            _load_demo(env, settings.data_dir, residents)
     key = _demo_key(env, settings.data_dir)
 
     children = [
