@@ -357,12 +357,15 @@ class _Simulator:
         # The reminder run releases everything due that day, letters and reminders alike.
         with clock.frozen_at(_at(day, 6)), self.summary.timed("release and reminders"):
             reminders = await lifecycle.run_reminders(self.sessionmaker, self.settings, day, actor=WORKER)
-        with clock.frozen_at(_at(day, 6, 30)), self.summary.timed("delivery"):
-            delivered = await deliver_due(self.sessionmaker, self.settings)
+        if reminders.release.queued:  # else a delivery pass would find nothing due
+            with clock.frozen_at(_at(day, 6, 30)), self.summary.timed("delivery"):
+                delivered = await deliver_due(self.sessionmaker, self.settings)
+            self.summary.count("messages delivered", delivered.sent)
         self.summary.count("messages released", reminders.release.queued)
         self.summary.count("reminders", reminders.created)
-        self.summary.count("messages delivered", delivered.sent)
-        # Who got their letter (or a reminder) today, and what each will do about it.
+        if not reminders.release.opened:
+            return
+        # Who got their letter today, and what each will do about it.
         start, end = clock.day_bounds(day)
         async with session_scope(self.sessionmaker) as session:
             opened = (
