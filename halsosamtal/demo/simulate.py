@@ -126,6 +126,21 @@ def _at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
     return when if when is not None else clock.start_of_day(day) + dt.timedelta(hours=hour + 1)
 
 
+# Whether the morning's jobs could find anything: a planned message due (the release, and its
+# cancelling of orphans, act on no other), or an open invitation whose next reminder's day has
+# come (the reminder run's own conditions, less its gap after a missed run: a superset).
+_ANYTHING_DUE = text("""
+SELECT EXISTS (SELECT 1 FROM messages WHERE status = 'planned' AND send_on <= CAST(:day AS date))
+    OR EXISTS (
+      SELECT 1 FROM invitations i JOIN programme_years py ON py.year = i.year
+      WHERE i.status = 'open' AND i.sent_at IS NOT NULL
+        AND i.valid_until >= CAST(:day AS date) AND py.valid_until >= CAST(:day AS date)
+        AND i.reminders_sent < cardinality(py.reminder_days)
+        AND (i.sent_at AT TIME ZONE 'Europe/Stockholm')::date + py.reminder_days[i.reminders_sent + 1]
+            <= CAST(:day AS date))
+""")
+
+
 # --- Residents' and centres' behaviour ------------------------------------------------------------
 
 
@@ -354,6 +369,9 @@ class _Simulator:
 
     async def daily_jobs(self, day: dt.date) -> None:
         """The worker's morning: release what is due, reminders, a delivery pass."""
+        async with session_scope(self.sessionmaker) as session:
+            if not await session.scalar(_ANYTHING_DUE, {"day": day}):
+                return  # the jobs would find nothing to do: skipped, which changes nothing
         # The reminder run releases everything due that day, letters and reminders alike.
         with clock.frozen_at(_at(day, 6)), self.summary.timed("release and reminders"):
             reminders = await lifecycle.run_reminders(self.sessionmaker, self.settings, day, actor=WORKER)

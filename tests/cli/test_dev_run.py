@@ -74,7 +74,9 @@ def test_dev_run_on_embedded_servers_comes_up_and_stops_cleanly(data_dir: Path) 
     )
     base = f"http://127.0.0.1:{api_port}"
     try:
-        deadline = time.monotonic() + 240
+        # The first start simulates the demo region's year (demo-data --simulate): on a busy
+        # machine that takes minutes.
+        deadline = time.monotonic() + 600
         status = 0
         while time.monotonic() < deadline and process.poll() is None:
             try:
