@@ -34,6 +34,8 @@ def _today() -> dt.date:
 
 DEMO_SEED = 2026
 DEMO_RESIDENTS = 50_000
+DEV_RUN_RESIDENTS = 20_000
+"""``make run``'s region: some 500 invitations in the year (README: what its simulation costs)."""
 DEMO_CLIENT = "demo-operator"
 
 
@@ -255,6 +257,7 @@ def _load_demo(env: dict[str, str], data_dir: Path, residents: int) -> None:
 def _demo_key(env: dict[str, str], data_dir: Path) -> str:
     """The demo operator key, kept in .data (local development only; mode 0600)."""
     key_file = data_dir / "demo-operator.key"
+    data_dir.mkdir(parents=True, exist_ok=True)
     if key_file.exists():
         return key_file.read_text().strip()
     _halsosamtal("clients", "revoke", DEMO_CLIENT, env=env, check=False)
@@ -285,7 +288,7 @@ def _wait_ready(url: str, timeout: float = 60) -> bool:
 def run(
     host: Annotated[str, typer.Option(help="API address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API port.")] = 8000,
-    residents: Annotated[int, typer.Option(help="Demo residents loaded the first time.")] = DEMO_RESIDENTS,
+    residents: Annotated[int, typer.Option(help="Demo residents loaded the first time.")] = DEV_RUN_RESIDENTS,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Run the API only.")] = False,
     simulate: Annotated[
         bool,
