@@ -343,8 +343,10 @@ def run(
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        if not _wait_ready(f"{base}/readyz"):
-            err_console.print("[red]the API did not become ready in 60 s[/red]")
+        # Generous: on a busy machine, right after the first start's simulation, the API can take
+        # well over a minute to import and connect.
+        if not _wait_ready(f"{base}/readyz", timeout=180):
+            err_console.print("[red]the API did not become ready in 180 s[/red]")
             stopping = True
         else:
             console.print(
