@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 import orjson
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from halsosamtal.access.dependencies import Operator
 from halsosamtal.audit.dependencies import Audit
 from halsosamtal.core import clock
-from halsosamtal.core.http import MAX_ID, CursorQuery, Page, Session, problem_responses
+from halsosamtal.core.http import MAX_ID, CursorQuery, Page, ServiceDay, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import batch, service
 from halsosamtal.invitations.schemas import BatchOut, BatchRequest, InvitationOut, PlanOut
@@ -32,7 +31,7 @@ async def plan_batch(
     session: Session,
     principal: Operator,
     year: Annotated[int, Query(ge=2000, le=2100)],
-    as_of: Annotated[dt.date | None, Query(description="Default: today")] = None,
+    as_of: Annotated[ServiceDay | None, Query(description="Default: today")] = None,
 ) -> PlanOut:
     """Preview a year's batch, per unit and month: invitations, expected bookings, capacity.
     Writes nothing; a run on the same day writes exactly this."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -14,7 +13,7 @@ from halsosamtal.audit.trail import Who
 from halsosamtal.core import clock
 from halsosamtal.core.context import current_request_id
 from halsosamtal.core.errors import InvalidInput
-from halsosamtal.core.http import Session, problem_responses
+from halsosamtal.core.http import ServiceDay, Session, problem_responses
 from halsosamtal.core.imports import ImportSummary
 from halsosamtal.register.service import import_register
 from halsosamtal.residents.importer import COLUMNS, DEFAULT_REJECT_LIMIT
@@ -58,7 +57,7 @@ async def import_residents_endpoint(
         ),
     ] = False,
     as_of: Annotated[
-        dt.date | None,
+        ServiceDay | None,
         Query(
             description="Date of the register extract (default: today); listing periods "
             "change on this date, and extracts must come in date order"
