@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 import orjson
 from fastapi import Depends, FastAPI, Query, Request
@@ -24,7 +26,10 @@ from pydantic import (
     PlainSerializer,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    field_validator,
 )
+from pydantic_core import PydanticCustomError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import MutableHeaders
@@ -77,10 +82,69 @@ Decimalish = Annotated[Decimal, PlainSerializer(float, return_type=float, when_u
 """A non-money decimal in a response (a share, an expected count): a JSON number."""
 
 
+def _json_kind(annotation: Any) -> str | None:
+    """ "int" or "bool" for a field that must be exactly that JSON type (also optional, or a list
+    of it: "int[]"); None for any other field, which keeps pydantic's own rules."""
+    if annotation is bool:
+        return "bool"
+    if annotation is int:
+        return "int"
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _json_kind(args[0])
+    if origin in (Union, UnionType):
+        present = [a for a in args if a is not type(None)]
+        return _json_kind(present[0]) if len(present) == 1 else None
+    if origin is list and len(args) == 1 and (item := _json_kind(args[0])) in ("int", "bool"):
+        return item + "[]"
+    return None
+
+
+def _json_type_problem(kind: str, value: Any) -> str | None:
+    if kind == "bool":
+        return None if isinstance(value, bool) else "must be true or false (a JSON boolean)"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None
+    what = {bool: "a boolean", str: "a string", float: "a decimal number"}.get(type(value))
+    return "must be a JSON integer" + (f", not {what}" if what else "")
+
+
 class StrictModel(BaseModel):
-    """Base of every request body: unknown fields are an error, never silently dropped."""
+    """Base of every request body: unknown fields are an error, never silently dropped, and an
+    integer or boolean field takes only that JSON type.
+
+    Pydantic's lax mode would read ``true`` as 1, ``"12"`` as 12, ``12.0`` as 12 and ``"yes"`` as
+    true: a client that sends the wrong type has a bug, and guessing what it meant could act on
+    the wrong invitation. Strings for dates, times and amounts (``"1000.00"``) stay accepted:
+    JSON has no other way to write them. (Not ``strict=True``: FastAPI validates the parsed body
+    as Python objects, where strict mode refuses a date written as a string.)"""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _exact_json_types(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = _field_kinds(cls).get(info.field_name or "")
+        if kind is None or value is None:
+            return value
+        if kind.endswith("[]"):
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    if (why := _json_type_problem(kind[:-2], item)) is not None:
+                        raise PydanticCustomError(
+                            "json_type", "item {index} {why}", {"index": index, "why": why}
+                        )
+            return value
+        if (why := _json_type_problem(kind, value)) is not None:
+            raise PydanticCustomError("json_type", "{why}", {"why": why})
+        return value
+
+
+@functools.cache
+def _field_kinds(model: type[BaseModel]) -> dict[str, str]:
+    return {
+        name: kind for name, field in model.model_fields.items() if (kind := _json_kind(field.annotation))
+    }
 
 
 class FieldProblem(BaseModel):
