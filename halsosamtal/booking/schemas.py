@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from halsosamtal.core.http import MAX_CURSOR_LENGTH, MAX_ID, LocalTime, ServiceDay, ServiceTime, StrictModel
+from halsosamtal.core.http import MAX_ID, LocalTime, ServiceDay, ServiceTime, StrictModel, TimeCursorField
 from halsosamtal.residents.lookup import ResidentLookup
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -150,9 +150,7 @@ class SlotSearch(ResidentLookup):
     first_day: ServiceDay | None = Field(None, description="From this day (default: the first bookable)")
     last_day: ServiceDay | None = Field(None, description="Up to and including this day")
     limit: int = Field(50, ge=1, le=200)
-    cursor: str | None = Field(
-        None, max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page"
-    )
+    cursor: TimeCursorField = None
 
 
 class BookRequest(ResidentLookup):

@@ -10,7 +10,7 @@ from halsosamtal.access.dependencies import Operator
 from halsosamtal.audit.dependencies import Audit
 from halsosamtal.cohort import service
 from halsosamtal.cohort.schemas import CohortCounts, CohortMember
-from halsosamtal.core.http import CursorQuery, Page, ServiceDay, Session, problem_responses
+from halsosamtal.core.http import IdCursorQuery, Page, ServiceDay, Session, problem_responses
 from halsosamtal.residents.lookup import ids_by_personnummer
 from halsosamtal.units.models import HSA_ID_PATTERN
 
@@ -52,7 +52,7 @@ async def cohort_members(
     age: Annotated[int | None, Query(ge=0, le=130, description="One of the year's target ages")] = None,
     as_of: AsOf = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: CursorQuery = None,
+    cursor: IdCursorQuery = None,
 ) -> Page[CohortMember]:
     """The cohort's members, filtered by unit and age, a page at a time (stable order). Each
     member shown is recorded in the access log."""

@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from halsosamtal.core.clock import STOCKHOLM
 from halsosamtal.core.context import REQUEST_ID_HEADER, current_request_id, new_request_id, request_id
 from halsosamtal.core.errors import PROBLEM_TYPE_PREFIX, DomainError, InvalidInput
+from halsosamtal.core.logging import redact
 
 log = logging.getLogger("halsosamtal.api")
 
@@ -171,10 +172,39 @@ class Problem(BaseModel):
 
 
 class ProblemResponse(JSONResponse):
+    """A problem body. Its texts never carry a personnummer, whatever a client sent: one put in
+    a URL (``instance``) or in a field a message quotes is shown as its date part and ****, as
+    in the logs. (Not the request id, which a client may have chosen and must get back as is.)"""
+
     media_type = PROBLEM_MEDIA_TYPE
 
     def render(self, content: Any) -> bytes:
+        if isinstance(content, dict):
+            content = {k: _free_text(k, v) for k, v in content.items() if k != "instance" or v}
+            if isinstance(content.get("errors"), list):
+                content["errors"] = [
+                    {**e, "message": redact(str(e.get("message", "")))} if isinstance(e, dict) else e
+                    for e in content["errors"]
+                ]
         return orjson.dumps(content)
+
+
+_FREE_TEXT = frozenset({"title", "detail", "instance"})
+
+
+def problem_instance(scope: Scope) -> str | None:
+    """``instance`` of a problem: the path with each path parameter written as its name
+    (``/v1/care-units/{hsa_id}``), never a value a client put in the URL (an address, a
+    personnummer); the request id names the occurrence. None when no operation matched."""
+    if scope.get("route") is None:
+        return None
+    names = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
+    path = str(scope.get("path", ""))
+    return "/".join("{" + names[part] + "}" if part in names else part for part in path.split("/"))
+
+
+def _free_text(key: str, value: Any) -> Any:
+    return redact(value) if key in _FREE_TEXT and isinstance(value, str) else value
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -202,7 +232,7 @@ def _json_pointer(loc: Sequence[int | str]) -> str:
     return "/" + "/".join(parts) if parts else ""
 
 
-def validation_problem(exc: RequestValidationError, instance: str) -> dict[str, Any]:
+def validation_problem(exc: RequestValidationError, instance: str | None) -> dict[str, Any]:
     errors = []
     for err in exc.errors():
         loc = list(err.get("loc", ()))
@@ -215,6 +245,8 @@ def validation_problem(exc: RequestValidationError, instance: str) -> dict[str, 
                 "type": str(err.get("type", "invalid")),
             }
         )
+    # One parameter read by two dependencies (a unit's hsa_id) is reported once.
+    errors = list({(e["location"], e["pointer"], e["message"]): e for e in errors}.values())
     summary = "; ".join(f"{e['location']}{e['pointer']}: {e['message']}" for e in errors[:5])
     body = {
         "type": PROBLEM_TYPE_PREFIX + "validation",
@@ -230,7 +262,7 @@ def validation_problem(exc: RequestValidationError, instance: str) -> dict[str, 
     return body
 
 
-def malformed_body_problem(instance: str, detail: str) -> dict[str, Any]:
+def malformed_body_problem(instance: str | None, detail: str) -> dict[str, Any]:
     """A 400: the body is not JSON at all (a syntax error, bytes that are not UTF-8), so no field
     of it can be named. A body that parses but breaks the schema or a rule is a 422."""
     body: dict[str, Any] = {
@@ -251,7 +283,7 @@ def domain_problem(exc: DomainError, request: Request) -> dict[str, Any]:
     """A domain error's problem body. A 422 gets ``errors`` like a schema validation error does
     (location, JSON pointer, message, type), so every 422 has one shape: the field it names, or
     the whole body (pointer "") when the problem is the body itself (a register file's header)."""
-    body = exc.problem(request.url.path)
+    body = exc.problem(problem_instance(request.scope))
     field = exc.extra.get("field")
     if exc.status == 422 and "errors" not in body:
         if not isinstance(field, str):
@@ -283,8 +315,9 @@ def install_error_handlers(app: FastAPI) -> None:
                 where = err.get("ctx", {}).get("error", "invalid JSON")
                 at = list(err.get("loc", ()))[1:]
                 detail = f"the body is not JSON: {where}" + (f" at character {at[0]}" if at else "")
-                return ProblemResponse(malformed_body_problem(request.url.path, detail), status_code=400)
-        return ProblemResponse(validation_problem(exc, request.url.path), status_code=422)
+                problem = malformed_body_problem(problem_instance(request.scope), detail)
+                return ProblemResponse(problem, status_code=400)
+        return ProblemResponse(validation_problem(exc, problem_instance(request.scope)), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
@@ -292,15 +325,16 @@ def install_error_handlers(app: FastAPI) -> None:
             # FastAPI's answer to a body it could not read as JSON at all (not UTF-8, nested
             # too deep): the same problem as a JSON syntax error.
             detail = f"the body could not be read as JSON ({exc.detail})"
-            return ProblemResponse(malformed_body_problem(request.url.path, detail), status_code=400)
+            problem = malformed_body_problem(problem_instance(request.scope), detail)
+            return ProblemResponse(problem, status_code=400)
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         body = {
             "type": PROBLEM_TYPE_PREFIX + code,
             "title": str(exc.detail) if exc.status_code != 404 else "Not found",
             "status": exc.status_code,
-            "detail": f"{request.method} {request.url.path}: {exc.detail}",
+            "detail": f"{request.method} {problem_instance(request.scope) or 'this path'}: {exc.detail}",
             "code": code,
-            "instance": request.url.path,
+            "instance": problem_instance(request.scope),
         }
         if (rid := current_request_id()) is not None:
             body["request_id"] = rid
@@ -421,7 +455,7 @@ class RequestContext:
             if started:
                 raise
             path = scope.get("path", "")
-            body, status, headers = unexpected_problem(exc, path)
+            body, status, headers = unexpected_problem(exc, problem_instance(scope) or "")
             if status == 500:
                 log.error(
                     "unhandled %s on %s %s", type(exc).__name__, scope.get("method"), path, exc_info=exc
@@ -591,13 +625,26 @@ class CursorCodec(Generic[K]):
         """The position a cursor carries; None for the first page (no cursor)."""
         if cursor is None:
             return None
+        try:
+            return self._parse(cursor)
+        except ValueError as exc:
+            raise InvalidInput(_NOT_OURS, field=field) from exc
+
+    def check(self, cursor: str | None) -> str | None:
+        """A pydantic validator: the cursor as sent when it is one of this kind, else a
+        ValueError, so a forged cursor is a 422 before the handler looks anything up."""
+        if cursor is not None:
+            self._parse(cursor)
+        return cursor
+
+    def _parse(self, cursor: str) -> K:
         if not 0 < len(cursor) <= MAX_CURSOR_LENGTH:
-            raise InvalidInput(_NOT_OURS, field=field)
+            raise ValueError(_NOT_OURS)
         try:
             raw = base64.b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4), b"-_", validate=True)
             return self._adapter.validate_json(raw, strict=True)
         except (UnicodeEncodeError, binascii.Error, ValidationError) as exc:
-            raise InvalidInput(_NOT_OURS, field=field) from exc
+            raise ValueError(_NOT_OURS) from exc
 
 
 ID_CURSOR: CursorCodec[tuple[int]] = CursorCodec(tuple[CursorId])
@@ -606,10 +653,35 @@ ID_CURSOR: CursorCodec[tuple[int]] = CursorCodec(tuple[CursorId])
 TIME_CURSOR: CursorCodec[tuple[datetime, int]] = CursorCodec(tuple[ServiceTime, CursorId])
 """Position in a list ordered by a time, then id: the last row's time and id."""
 
-CursorQuery = Annotated[
-    str | None, Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page")
+_CURSOR_DESCRIPTION = "`next_cursor` of the previous page"
+
+IdCursorQuery = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_LENGTH, description=_CURSOR_DESCRIPTION),
+    AfterValidator(ID_CURSOR.check),
 ]
-"""The ``cursor`` query parameter of every paged list."""
+"""The ``cursor`` query parameter of a list paged by id."""
+
+TimeCursorQuery = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_LENGTH, description=_CURSOR_DESCRIPTION),
+    AfterValidator(TIME_CURSOR.check),
+]
+"""The ``cursor`` query parameter of a list paged by time, then id."""
+
+IdCursorField = Annotated[
+    str | None,
+    Field(max_length=MAX_CURSOR_LENGTH, description=_CURSOR_DESCRIPTION),
+    AfterValidator(ID_CURSOR.check),
+]
+"""A ``cursor`` in a request body (searches sent as POST), paged by id."""
+
+TimeCursorField = Annotated[
+    str | None,
+    Field(max_length=MAX_CURSOR_LENGTH, description=_CURSOR_DESCRIPTION),
+    AfterValidator(TIME_CURSOR.check),
+]
+"""A ``cursor`` in a request body, paged by time, then id."""
 
 
 def decode_id_cursor(cursor: str | None) -> int | None:

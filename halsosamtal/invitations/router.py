@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from halsosamtal.access.dependencies import Operator
 from halsosamtal.audit.dependencies import Audit
 from halsosamtal.core import clock
-from halsosamtal.core.http import MAX_ID, CursorQuery, Page, ServiceDay, Session, problem_responses
+from halsosamtal.core.http import MAX_ID, IdCursorQuery, Page, ServiceDay, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import batch, service
 from halsosamtal.invitations.schemas import BatchOut, BatchRequest, InvitationOut, PlanOut
@@ -108,7 +108,7 @@ async def list_invitations(
     care_unit: Annotated[str | None, Query(pattern=HSA_ID_PATTERN)] = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: CursorQuery = None,
+    cursor: IdCursorQuery = None,
 ) -> Page[InvitationOut]:
     """Invitations, filtered by year, unit and status, a page at a time. Each invitation shown is
     recorded in the access log."""

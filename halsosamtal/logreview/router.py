@@ -13,7 +13,7 @@ from halsosamtal.access.dependencies import Operator
 from halsosamtal.audit import chain, service
 from halsosamtal.audit.dependencies import Audit
 from halsosamtal.audit.service import AccessEventPage
-from halsosamtal.core.http import MAX_CURSOR_LENGTH, ServiceTime, Session, StrictModel, problem_responses
+from halsosamtal.core.http import IdCursorField, ServiceTime, Session, StrictModel, problem_responses
 from halsosamtal.residents.lookup import ids_by_personnummer
 
 router = APIRouter(prefix="/audit", tags=["access log"])
@@ -30,9 +30,7 @@ class AuditSearch(StrictModel):
     since: ServiceTime | None = Field(None, description="From this moment (inclusive)")
     until: ServiceTime | None = Field(None, description="Before this moment")
     limit: int = Field(100, ge=1, le=10_000)
-    cursor: str | None = Field(
-        None, max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page"
-    )
+    cursor: IdCursorField = None
     format: Literal["json", "csv"] = Field("json", description="csv: the page as a CSV file")
 
 
