@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -18,11 +18,17 @@ A = "SE2321000131-E000000000001"
 B = "SE2321000131-E000000000002"
 
 
-async def _import(sm: async_sessionmaker[AsyncSession], text: str) -> Any:
+async def _import(
+    sm: async_sessionmaker[AsyncSession], text: str | bytes, *, chunk: int = 5, **kw: Any
+) -> Any:
+    data = text.encode() if isinstance(text, str) else text
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(data), chunk):
+            yield data[i : i + chunk]
+
     async with sm() as s, s.begin():
-        return await service.import_care_units(
-            s, text.splitlines(keepends=True), source="t.csv", actor="test"
-        )
+        return await service.import_care_units(s, chunks(), source="t.csv", actor="test", **kw)
 
 
 async def test_import_inserts_then_reimport_changes_nothing(
@@ -82,21 +88,22 @@ async def test_each_bad_row_is_rejected_with_its_line_and_the_rest_imported(
         (12, "name"),
     ]
     assert "duplicate of line 2" in result.rejects[5].reason
-    assert "expected 6 fields, found 3" in result.rejects[6].reason
+    assert result.rejects[6].reason == "has 3 fields; the header has 6 columns"
 
 
 @pytest.mark.parametrize(
     ("header", "message"),
     [
-        ("hsa_id,name,municipality,operator,participating\n", "missing column(s): weekly_capacity"),
-        (HEADER.strip() + ",colour\n", "unknown column(s): colour"),
+        ("name,municipality,operator,participating,weekly_capacity\n", "the header has no hsa_id column"),
+        (HEADER.strip() + ",colour\n", "unknown column(s) 'colour'"),
     ],
 )
 async def test_bad_header_refuses_the_whole_file(
     sessionmaker: async_sessionmaker[AsyncSession], header: str, message: str
 ) -> None:
-    with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InvalidInput) as raised:
         await _import(sessionmaker, header + f"{A},X,1380,public,true,20\n")
+    assert message in raised.value.detail
     async with sessionmaker() as s:
         assert (await s.scalars(select(CareUnit))).all() == []
 
