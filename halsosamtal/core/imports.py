@@ -552,7 +552,6 @@ async def read_records(
         carry = buf[cut:]
         block = buf[:cut]
         if cut > MAX_LINE_BYTES:
-            start = 0
             for n, length in enumerate(len(x) for x in block.split(b"\n")):
                 if length > MAX_LINE_BYTES:
                     raise InvalidInput(
@@ -560,7 +559,6 @@ async def read_records(
                         "this is not a CSV register file",
                         field="file",
                     )
-                start += length
         texts = decode_block(block, fmt.encoding, line + 1).split("\n")
         texts.pop()
         for rec in lines_of(texts):

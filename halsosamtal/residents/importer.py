@@ -123,6 +123,15 @@ class _Framer:
                 )
             self.carry = buf
             return b""
+        # A line longer than the bound straddles chunks (only the first can), or fills a chunk
+        # larger than the bound.
+        if buf.find(b"\n") > MAX_LINE_BYTES or len(chunk) > MAX_LINE_BYTES:
+            for n, ln in enumerate(buf[:cut].split(b"\n")):
+                if len(ln) > MAX_LINE_BYTES:
+                    raise InvalidInput(
+                        f"line {self.line + 1 + n} is longer than {MAX_LINE_BYTES} bytes; "
+                        "this does not look like a register extract in CSV"
+                    )
         self.carry = buf[cut:]
         return self._frame(buf[:cut])
 

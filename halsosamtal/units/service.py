@@ -246,14 +246,11 @@ async def _write(
         ).all()
     )
     if len(firsts) < len(candidates):
-        earlier: dict[str, int] = dict(
-            (
-                await session.execute(
-                    text(f"SELECT hsa_id, line FROM {_SEEN} WHERE hsa_id = ANY(CAST(:ids AS text[]))"),
-                    {"ids": [v["hsa_id"] for _, v in candidates if v["hsa_id"] not in firsts]},
-                )
-            ).tuples()
+        found = await session.execute(
+            text(f"SELECT hsa_id, line FROM {_SEEN} WHERE hsa_id = ANY(CAST(:ids AS text[]))"),
+            {"ids": [v["hsa_id"] for _, v in candidates if v["hsa_id"] not in firsts]},
         )
+        earlier: dict[str, int] = {hsa_id: line for hsa_id, line in found.all()}
         for line, values in candidates:
             if values["hsa_id"] not in firsts:
                 batch.rejects.append(
