@@ -107,6 +107,10 @@ class FreeSlot(BaseModel):
     ends_at: LocalTime
     care_unit_name: str
     care_unit: str
+    care_unit_visiting_address: str | None = Field(
+        description="Where the resident comes; null when not known"
+    )
+    care_unit_phone: str | None = Field(description="The unit's phone for residents; null when not known")
 
 
 class AppointmentEventOut(BaseModel):
@@ -129,6 +133,10 @@ class AppointmentOut(BaseModel):
     resource: str
     care_unit_name: str
     care_unit: str
+    care_unit_visiting_address: str | None = Field(
+        description="Where the resident comes; null when not known"
+    )
+    care_unit_phone: str | None = Field(description="The unit's phone for residents; null when not known")
     booked_at: LocalTime
 
 
