@@ -220,9 +220,10 @@ class DemoCareUnit:
 
     @property
     def phone(self) -> str:
-        """The unit's switchboard: the municipality's area code and six digits."""
+        """The unit's switchboard: the municipality's area code and seven digits."""
         key = zlib.crc32(self.hsa_id.encode()[::-1])
-        return f"{_AREA_CODES[self.municipality]}-{key % 900 + 100} {key // 900 % 90 + 10:02d}"
+        digits = f"{key % 9_000_000 + 1_000_000}"  # a switchboard's 7 digits, 'NNN NN NN'
+        return f"{_AREA_CODES[self.municipality]}-{digits[:3]} {digits[3:5]} {digits[5:]}"
 
 
 # For the demo units' visiting addresses and phones.
