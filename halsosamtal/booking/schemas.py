@@ -108,6 +108,10 @@ class FreeSlot(BaseModel):
     resource: str = Field(description="Who or what the time is with, as the booking will show it")
     care_unit_name: str
     care_unit: str
+    care_unit_visiting_address: str | None = Field(
+        description="Where the resident comes; null when not known"
+    )
+    care_unit_phone: str | None = Field(description="The unit's phone for residents; null when not known")
 
 
 class AppointmentEventOut(BaseModel):
@@ -130,6 +134,10 @@ class AppointmentOut(BaseModel):
     resource: str
     care_unit_name: str
     care_unit: str
+    care_unit_visiting_address: str | None = Field(
+        description="Where the resident comes; null when not known"
+    )
+    care_unit_phone: str | None = Field(description="The unit's phone for residents; null when not known")
     booked_at: LocalTime
 
 
