@@ -35,7 +35,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -665,9 +665,9 @@ async def load_register(
     write_demo_csv(
         residents_csv, residents=residents, seed=seed, bad_rows=0.0, reference=first, care_units=units
     )
-    data = residents_csv.getvalue().encode("utf-8")
 
-    async def chunks() -> Any:
+    async def chunks(text: str) -> AsyncIterator[bytes]:
+        data = text.encode("utf-8")
         for start in range(0, len(data), 1 << 20):
             yield data[start : start + (1 << 20)]
 
@@ -675,14 +675,14 @@ async def load_register(
         async with session_scope(sessionmaker) as session:
             await import_care_units(
                 session,
-                units_csv.getvalue().splitlines(keepends=True),
+                chunks(units_csv.getvalue()),
                 source="demo",
                 actor=OPERATOR,
                 as_of=first,
             )
             summary = await import_register(
                 session,
-                chunks(),
+                chunks(residents_csv.getvalue()),
                 as_of=first,
                 snapshot=False,
                 source="demo",
@@ -694,7 +694,7 @@ async def load_register(
             desos = (
                 await session.scalars(text("SELECT DISTINCT deso FROM residents WHERE deso IS NOT NULL"))
             ).all()
-            await import_cni(session, _cni_csv(desos, seed))
+            await import_cni(session, chunks("".join(_cni_csv(desos, seed))))
             await set_year(
                 session,
                 year,
