@@ -3,6 +3,8 @@
 
 A ``Trail`` collects what one request or command touched and writes it set-based, one event per
 resident and action, in the caller's transaction: the access and its record commit together.
+Residents a route knows only by a query (by personnummer, say) are found by the event's own
+INSERT ... SELECT: no round trip of their own, and none at all with the access log off.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import BigInteger, Select, Text, cast, func, insert, literal, select, text, union
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from halsosamtal.audit.models import AccessEvent
 
 Action = Literal["read", "create", "update", "delete"]
 
@@ -91,6 +96,59 @@ async def record(
     return len(ids)
 
 
+async def record_query(
+    session: AsyncSession,
+    who: Who,
+    operation: str,
+    action: Action,
+    residents: Iterable[Select[int]],
+    resident_ids: Iterable[int] = (),
+    *,
+    outcome: str = "ok",
+) -> int:
+    """One event per distinct resident the queries (each selecting resident ids) return, and
+    per id given, in one INSERT ... SELECT; returns how many."""
+    sources: list[Select[int]] = list(residents)
+    ids = sorted(set(resident_ids))
+    if ids:
+        sources.append(select(func.unnest(cast(ids, ARRAY(BigInteger)))))
+    if not sources:
+        return 0
+    found = (union(*sources) if len(sources) > 1 else sources[0]).subquery()
+    resident = next(iter(found.c))
+    params = _params(who, operation, action, outcome, None)
+    rows = select(
+        literal(params["client_id"], BigInteger),
+        literal(params["client_name"], Text),
+        literal(params["role"], Text),
+        literal(params["acting_person"], Text),
+        resident,
+        literal(params["operation"], Text),
+        literal(params["action"], Text),
+        literal(params["purpose"], Text),
+        literal(params["outcome"], Text),
+        literal(params["request_id"], Text),
+    ).distinct()
+    result = await session.execute(
+        insert(AccessEvent).from_select(
+            [
+                "client_id",
+                "client_name",
+                "role",
+                "acting_person",
+                "resident_id",
+                "operation",
+                "action",
+                "purpose",
+                "outcome",
+                "request_id",
+            ],
+            rows,
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def record_selected(
     session: AsyncSession,
     who: Who,
@@ -131,20 +189,34 @@ class Trail:
     operation: str
     enabled: bool = True
     _pending: dict[Action, set[int]] = field(default_factory=dict)
+    _queries: dict[Action, list[Select[int]]] = field(default_factory=dict)
 
     def add(self, action: Action, resident_ids: Iterable[int | None]) -> None:
         self._pending.setdefault(action, set()).update(i for i in resident_ids if i is not None)
 
+    def add_query(self, action: Action, residents: Select[int]) -> None:
+        """The residents a query of their ids selects (run by the event's own INSERT ... SELECT
+        when the trail is written; never with the access log off)."""
+        if self.enabled:
+            self._queries.setdefault(action, []).append(residents)
+
     @property
     def pending(self) -> bool:
-        return any(self._pending.values())
+        return any(self._pending.values()) or any(self._queries.values())
 
     async def flush(self, session: AsyncSession, *, outcome: str = "ok") -> int:
         written = 0
         if self.enabled:
-            for action, ids in self._pending.items():
-                written += await record(session, self.who, self.operation, action, ids, outcome=outcome)
+            for action in {**self._pending, **self._queries}:
+                ids, queries = self._pending.get(action, set()), self._queries.get(action, [])
+                if queries:
+                    written += await record_query(
+                        session, self.who, self.operation, action, queries, ids, outcome=outcome
+                    )
+                else:
+                    written += await record(session, self.who, self.operation, action, ids, outcome=outcome)
         self._pending.clear()
+        self._queries.clear()
         return written
 
 

@@ -6,7 +6,8 @@ import datetime as dt
 from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import Select, Text, any_, cast, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.core.errors import InvalidInput, NotFound
@@ -76,6 +77,13 @@ def requested_identity(value: str) -> pnr.Identity:
 def requested_personnummer(value: str) -> str:
     """The 12-digit form the register stores, of a personnummer sent in a request."""
     return requested_identity(value).personnummer
+
+
+def residents_by_personnummer(values: Iterable[str]) -> Select[int]:
+    """The ids of the residents with these personnummer (any accepted form), as a query: for
+    the access log, which runs it inside its own INSERT ... SELECT (``Trail.add_query``)."""
+    numbers = sorted({requested_personnummer(v) for v in values})
+    return select(Resident.id).where(Resident.personnummer == any_(cast(numbers, ARRAY(Text))))
 
 
 async def ids_by_personnummer(session: AsyncSession, values: Iterable[str]) -> list[int]:
