@@ -9,17 +9,15 @@ INSERT ... SELECT: no round trip of their own, and none at all with the access l
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import BigInteger, Select, Text, cast, func, insert, literal, select, text, union
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from halsosamtal.audit.models import AccessEvent
 
 Action = Literal["read", "create", "update", "delete"]
 
@@ -96,57 +94,26 @@ async def record(
     return len(ids)
 
 
-async def record_query(
-    session: AsyncSession,
-    who: Who,
-    operation: str,
-    action: Action,
-    residents: Iterable[Select[int]],
-    resident_ids: Iterable[int] = (),
-    *,
-    outcome: str = "ok",
-) -> int:
-    """One event per distinct resident the queries (each selecting resident ids) return, and
-    per id given, in one INSERT ... SELECT; returns how many."""
-    sources: list[Select[int]] = list(residents)
-    ids = sorted(set(resident_ids))
-    if ids:
-        sources.append(select(func.unnest(cast(ids, ARRAY(BigInteger)))))
-    if not sources:
-        return 0
-    found = (union(*sources) if len(sources) > 1 else sources[0]).subquery()
-    resident = next(iter(found.c))
-    params = _params(who, operation, action, outcome, None)
-    rows = select(
-        literal(params["client_id"], BigInteger),
-        literal(params["client_name"], Text),
-        literal(params["role"], Text),
-        literal(params["acting_person"], Text),
-        resident,
-        literal(params["operation"], Text),
-        literal(params["action"], Text),
-        literal(params["purpose"], Text),
-        literal(params["outcome"], Text),
-        literal(params["request_id"], Text),
-    ).distinct()
-    result = await session.execute(
-        insert(AccessEvent).from_select(
-            [
-                "client_id",
-                "client_name",
-                "role",
-                "acting_person",
-                "resident_id",
-                "operation",
-                "action",
-                "purpose",
-                "outcome",
-                "request_id",
-            ],
-            rows,
-        )
+@dataclass(frozen=True)
+class Residents:
+    """Residents named by a query: a SELECT of their ids (one column) and its parameters, run
+    inside the access log's own INSERT ... SELECT."""
+
+    sql: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=128)
+def _insert_selected(resident_ids_sql: str) -> TextClause:
+    """The INSERT ... SELECT around a query of resident ids; built once per query text."""
+    return text(
+        "INSERT INTO access_events (client_id, client_name, role, acting_person, resident_id, operation, "
+        "action, purpose, outcome, request_id, detail) "
+        "SELECT DISTINCT CAST(:client_id AS bigint), CAST(:client_name AS text), CAST(:role AS text), "
+        "CAST(:acting_person AS text), s.resident_id, CAST(:operation AS text), CAST(:action AS text), "
+        "CAST(:purpose AS text), CAST(:outcome AS text), CAST(:request_id AS text), CAST(:detail AS jsonb) "
+        f"FROM ({resident_ids_sql}) AS s(resident_id)"
     )
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def record_selected(
@@ -156,19 +123,15 @@ async def record_selected(
     action: Action,
     resident_ids_sql: str,
     params: Mapping[str, Any] | None = None,
+    *,
+    outcome: str = "ok",
 ) -> int:
-    """One event per resident id the given SELECT returns (its one column), set-based: for bulk
-    changes such as a register import, without the ids passing through Python."""
-    statement = text(
-        "INSERT INTO access_events (client_id, client_name, role, acting_person, resident_id, operation, "
-        "action, purpose, outcome, request_id, detail) "
-        "SELECT DISTINCT CAST(:client_id AS bigint), CAST(:client_name AS text), CAST(:role AS text), "
-        "CAST(:acting_person AS text), s.resident_id, CAST(:operation AS text), CAST(:action AS text), "
-        "CAST(:purpose AS text), CAST(:outcome AS text), CAST(:request_id AS text), CAST(:detail AS jsonb) "
-        f"FROM ({resident_ids_sql}) AS s(resident_id)"
-    )
+    """One event per resident id the given SELECT returns (its one column), set-based, in one
+    statement: for bulk changes such as a register import, and for residents a route names by
+    personnummer (``Trail.add_query``), without the ids passing through Python."""
     result = await session.execute(
-        statement, {**dict(params or {}), **_params(who, operation, action, "ok", None)}
+        _insert_selected(resident_ids_sql),
+        {**dict(params or {}), **_params(who, operation, action, outcome, None)},
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -189,12 +152,12 @@ class Trail:
     operation: str
     enabled: bool = True
     _pending: dict[Action, set[int]] = field(default_factory=dict)
-    _queries: dict[Action, list[Select[int]]] = field(default_factory=dict)
+    _queries: dict[Action, list[Residents]] = field(default_factory=dict)
 
     def add(self, action: Action, resident_ids: Iterable[int | None]) -> None:
         self._pending.setdefault(action, set()).update(i for i in resident_ids if i is not None)
 
-    def add_query(self, action: Action, residents: Select[int]) -> None:
+    def add_query(self, action: Action, residents: Residents) -> None:
         """The residents a query of their ids selects (run by the event's own INSERT ... SELECT
         when the trail is written; never with the access log off)."""
         if self.enabled:
@@ -207,14 +170,13 @@ class Trail:
     async def flush(self, session: AsyncSession, *, outcome: str = "ok") -> int:
         written = 0
         if self.enabled:
-            for action in {**self._pending, **self._queries}:
-                ids, queries = self._pending.get(action, set()), self._queries.get(action, [])
-                if queries:
-                    written += await record_query(
-                        session, self.who, self.operation, action, queries, ids, outcome=outcome
+            for action, ids in self._pending.items():
+                written += await record(session, self.who, self.operation, action, ids, outcome=outcome)
+            for action, queries in self._queries.items():
+                for q in queries:
+                    written += await record_selected(
+                        session, self.who, self.operation, action, q.sql, q.params, outcome=outcome
                     )
-                else:
-                    written += await record(session, self.who, self.operation, action, ids, outcome=outcome)
         self._pending.clear()
         self._queries.clear()
         return written
