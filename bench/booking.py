@@ -1093,6 +1093,7 @@ def print_audit_cost(report: Report) -> None:
     )
     print(
         f"{'round':<7} {'phase':<8} {'rps off':>8} {'rps on':>8} {'overhead':>9}   {'cpu ms off':>10} {'cpu ms on':>10}"
+        f"   {'server/postgres off':>19} {'on':>11}"
     )
     results: dict[str, tuple[float, float, float, list[float]]] = {}
     for name in ("search", "booking"):
@@ -1102,7 +1103,8 @@ def print_audit_cost(report: Report) -> None:
             overheads.append(_overhead(off.rps, on.rps))
             print(
                 f"{n:<7} {name:<8} {off.rps:>8,.0f} {on.rps:>8,.0f} {overheads[-1]:>8.1%}   "
-                f"{_cpu_per_request([off]):>10.2f} {_cpu_per_request([on]):>10.2f}"
+                f"{_cpu_per_request([off]):>10.2f} {_cpu_per_request([on]):>10.2f}   "
+                f"{_split([off]):>19} {_split([on]):>11}"
             )
         off_all = [by[(name, False, n)] for n in rounds]
         on_all = [by[(name, True, n)] for n in rounds]
@@ -1111,7 +1113,8 @@ def print_audit_cost(report: Report) -> None:
         results[name] = (off_rps, on_rps, _overhead(off_rps, on_rps), overheads)
         print(
             f"{'all':<7} {name:<8} {off_rps:>8,.0f} {on_rps:>8,.0f} {_overhead(off_rps, on_rps):>8.1%}   "
-            f"{cpu_off:>10.2f} {cpu_on:>10.2f}   (by CPU: {cpu_on / cpu_off - 1:+.1%} per request)"
+            f"{cpu_off:>10.2f} {cpu_on:>10.2f}   {_split(off_all):>19} {_split(on_all):>11}"
+            f"   (by CPU: {cpu_on / cpu_off - 1:+.1%} per request)"
         )
     busy = max(p.cpu.share(p.cpu.other) for p in compared)
     if busy > BUSY_ELSEWHERE:
@@ -1131,6 +1134,15 @@ def print_audit_cost(report: Report) -> None:
 def _pooled_rps(phases: list[Phase]) -> float:
     seconds = sum(p.seconds for p in phases)
     return sum(p.requests for p in phases) / seconds if seconds else math.nan
+
+
+def _split(phases: list[Phase]) -> str:
+    """The server's and its Postgres backends' CPU per request, in ms, as 'server/postgres'."""
+    answered = sum(p.cpu_requests for p in phases)
+    if not answered:
+        return "-"
+    server = sum(p.cpu.server for p in phases) / answered * 1000
+    return f"{server:.2f}/{sum(p.cpu.postgres for p in phases) / answered * 1000:.2f}"
 
 
 def _cpu_per_request(phases: list[Phase]) -> float:
