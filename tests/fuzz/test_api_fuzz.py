@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import hypothesis
+import hypothesis.strategies as st
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
@@ -70,9 +71,10 @@ def operations_for(role: str) -> list[str]:
 class Target:
     product: Product
     keys: dict[str, dict[str, str]]
+    known: dict[str, Any]  # path parameter -> a value the seed made (a unit, a year, ids)
 
 
-def seed(product: Product) -> None:
+def seed(product: Product) -> dict[str, Any]:
     """The examples' unit and year, residents turning 40, 50 and 60 in it with planned
     invitations, a quarter's times at the unit and a few of them booked."""
     operator = product.operator
@@ -120,13 +122,23 @@ def seed(product: Product) -> None:
         )
     )["items"]
     portal = product.key("fuzz-portal", "portal")
+    booked = []
     for invitation, slot in zip(invitations[:5], slots, strict=False):
         body = {
             "personnummer": invitation["personnummer"],
             "invitation_id": invitation["id"],
             "slot_id": slot["id"],
         }
-        _ok(product.api.post("/v1/portal/bookings", json=body, headers=portal))
+        booked.append(_ok(product.api.post("/v1/portal/bookings", json=body, headers=portal)))
+    assert booked, "the seed made no bookings"
+    assert len(slots) > len(booked), "the seed left no free times"
+    return {
+        "hsa_id": UNIT,
+        "year": YEAR,
+        "invitation_id": invitations[-1]["id"],
+        "slot_id": slots[-1]["id"],
+        "appointment_id": booked[0]["id"],
+    }
 
 
 def _ok(response: Any) -> Any:
@@ -139,13 +151,13 @@ def _ok(response: Any) -> Any:
 @pytest.fixture(scope="module")
 def target() -> Iterator[Target]:
     with running_product() as product:
-        seed(product)
+        known = seed(product)
         keys = {
             "operator": product.operator,
             "ehr": product.key("fuzz-ehr", "ehr", UNIT),
             "portal": product.key("fuzz-portal", "portal"),
         }
-        yield Target(product, keys)
+        yield Target(product, keys, known)
 
 
 @pytest.fixture(scope="module")
@@ -155,13 +167,32 @@ def api_schema(target: Target) -> Any:
     return schemathesis.openapi.from_url(f"{target.product.base_url}/openapi.json", config=config)
 
 
+def cases(operation: Any, mode: GenerationMode, headers: dict[str, str], known: dict[str, Any]) -> Any:
+    """The operation's generated cases, with the role's key; valid ones also with the seed's
+    unit, year and ids in the path (else nearly every case is a 404) and the documented examples."""
+    strategies = [operation.as_strategy(generation_mode=mode, headers=headers)]
+    if mode is GenerationMode.POSITIVE:
+        path = {p.name for p in operation.iter_parameters() if p.location.value == "path"}
+        pinned = {name: value for name, value in known.items() if name in path}
+        if pinned:
+            strategies.append(
+                operation.as_strategy(generation_mode=mode, headers=headers, path_parameters=pinned)
+            )
+        strategies += operation.get_strategies_from_examples()
+    return st.one_of(strategies)
+
+
 def fuzz_operation(
-    operation: Any, mode: GenerationMode, headers: dict[str, str], statuses: Counter[int]
+    operation: Any,
+    mode: GenerationMode,
+    headers: dict[str, str],
+    known: dict[str, Any],
+    statuses: Counter[int],
 ) -> None:
     """Generated cases of one operation, each sent to the API and its answer checked; raises the
     first failure hypothesis keeps (shrunk, with the request to reproduce it)."""
 
-    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+    @hypothesis.given(case=cases(operation, mode, headers, known))
     @hypothesis.settings(
         max_examples=EXAMPLES,
         deadline=DEADLINE,
@@ -194,7 +225,7 @@ def test_every_route_a_role_may_call_answers_as_documented_to_generated_requests
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             statuses = answered.setdefault(f"{operation.label} ({mode.value})", Counter())
             try:
-                fuzz_operation(operation, mode, target.keys[role], statuses)
+                fuzz_operation(operation, mode, target.keys[role], target.known, statuses)
             except hypothesis.errors.Unsatisfiable:
                 pass  # nothing to make invalid: an operation without parameters or body (negative)
             except (Exception, FailureGroup) as exc:  # every operation's failure, reported together
