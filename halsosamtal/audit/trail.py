@@ -153,6 +153,7 @@ class Trail:
     enabled: bool = True
     _pending: dict[Action, set[int]] = field(default_factory=dict)
     _queries: dict[Action, list[Residents]] = field(default_factory=dict)
+    _runs: list[tuple[Action, Mapping[str, Any]]] = field(default_factory=list)
 
     def add(self, action: Action, resident_ids: Iterable[int | None]) -> None:
         self._pending.setdefault(action, set()).update(i for i in resident_ids if i is not None)
@@ -163,9 +164,13 @@ class Trail:
         if self.enabled:
             self._queries.setdefault(action, []).append(residents)
 
+    def add_run(self, action: Action, detail: Mapping[str, Any]) -> None:
+        """An automated run over many residents started by this request (see ``record_run``)."""
+        self._runs.append((action, detail))
+
     @property
     def pending(self) -> bool:
-        return any(self._pending.values()) or any(self._queries.values())
+        return any(self._pending.values()) or any(self._queries.values()) or bool(self._runs)
 
     async def flush(self, session: AsyncSession, *, outcome: str = "ok") -> int:
         written = 0
@@ -177,8 +182,12 @@ class Trail:
                     written += await record_selected(
                         session, self.who, self.operation, action, q.sql, q.params, outcome=outcome
                     )
+            for action, detail in self._runs:
+                await record_run(session, self.who, self.operation, action, detail)
+                written += 1
         self._pending.clear()
         self._queries.clear()
+        self._runs.clear()
         return written
 
 
