@@ -115,7 +115,7 @@ def seed(product: Product) -> dict[str, Any]:
             params={
                 "first_day": template["first_day"],
                 "last_day": template["last_day"],
-                "state": "free",
+                "status": "free",
                 "limit": 20,
             },
             headers=ehr,
