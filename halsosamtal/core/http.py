@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -22,10 +23,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from halsosamtal.core.clock import STOCKHOLM
-from halsosamtal.core.context import REQUEST_ID_HEADER, current_request_id, new_request_id, request_id
+from halsosamtal.core.context import (
+    REQUEST_ID_HEADER,
+    RequestInfo,
+    current_request,
+    current_request_id,
+    new_request_id,
+    request_id,
+)
 from halsosamtal.core.errors import PROBLEM_TYPE_PREFIX, DomainError, InvalidInput
+from halsosamtal.core.metrics import observe_request, route_template
 
 log = logging.getLogger("halsosamtal.api")
+access_log = logging.getLogger("halsosamtal.access")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 MAX_ID = 2**63 - 1
@@ -279,10 +289,14 @@ def is_connection_error(exc: BaseException | None) -> bool:
 
 
 class RequestContext:
-    """Pure ASGI middleware around every request: its id and its last line of defence.
+    """Pure ASGI middleware around every request: its id, its access-log line and metrics, and
+    its last line of defence.
 
     - The request id is the caller's ``X-Request-ID`` (when sane) or a new one; it is sent back
       in the same header, is in every problem body and in every log line of the request.
+    - When the request is over, one INFO line on ``halsosamtal.access`` says method, path,
+      status, duration, route template and client, and the request is counted and timed by
+      route template and status class (``halsosamtal.core.metrics``).
     - An exception that reaches here is logged once, with its traceback, and answered with a
       problem (503 for database trouble, else 500), so the connection stays open for the
       client's next request. When the response has started already, nothing can be answered
@@ -303,12 +317,18 @@ class RequestContext:
                 break
         rid = new_request_id(offered)
         token = request_id.set(rid)
+        # Authentication keeps the client it found in request.state, i.e. this dict.
+        info = RequestInfo(rid, scope.setdefault("state", {}))
+        info_token = current_request.set(info)
         started = False
+        status = 500
+        began = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = int(message["status"])
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = rid
             await send(message)
@@ -329,7 +349,32 @@ class RequestContext:
             response = ProblemResponse(body, status_code=status, headers=headers)
             await response(scope, receive, send_with_id)
         finally:
+            _finished(scope, info, status, time.perf_counter() - began)
+            current_request.reset(info_token)
             request_id.reset(token)
+
+
+def _finished(scope: Scope, info: RequestInfo, status: int, seconds: float) -> None:
+    """The request's access-log line and its metrics."""
+    method, route = str(scope.get("method", "")), route_template(scope)
+    observe_request(method, route, status, seconds)
+    duration_ms = round(seconds * 1000, 1)
+    client = info.client
+    access_log.info(
+        "%s %s %s %.1f ms%s",
+        method,
+        scope.get("path", ""),
+        status,
+        duration_ms,
+        f" client={client}" if client else "",
+        extra={
+            "request_id": info.request_id,
+            "client": client,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+        },
+    )
 
 
 _ALLOWED_QUERY = "_halsosamtal_query_names"

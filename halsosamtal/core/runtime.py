@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -17,6 +18,18 @@ def heartbeat_key(queue_name: str) -> str:
     """The Redis key a deployment's worker beats on: the queue's own, so that one deployment's
     worker never makes another's look alive on a shared Redis."""
     return f"{queue_name}:worker:heartbeat"
+
+
+async def last_heartbeat(redis: Any, queue_name: str) -> float | None:
+    """When a worker of this queue last beat (Unix time), or None when no beat is recorded
+    (none ever, or the last one expired, or the worker stopped and removed it)."""
+    value = await redis.get(heartbeat_key(queue_name))
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass

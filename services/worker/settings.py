@@ -15,10 +15,16 @@ from zoneinfo import ZoneInfo
 from arq import cron
 
 import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
-from halsosamtal.core.logging import configure_logging
+from halsosamtal.core.logging import configure_logging, dict_config
 from halsosamtal.core.runtime import heartbeat_key, open_resources, redis_settings
 from halsosamtal.core.settings import get_settings
+from services.worker import metrics
 from services.worker.jobs import CRON_JOBS, FUNCTIONS
+
+JOB_TIMEOUT_S = 3600
+LOG_CONFIG = dict_config(get_settings())
+"""For arq's ``--custom-log-dict`` (``halsosamtal worker`` passes it): the worker's first lines,
+before ``startup``, are shaped and masked like the rest."""
 
 ROUTINE_JOBS = (
     "heartbeat",
@@ -52,19 +58,41 @@ async def startup(ctx: dict[str, Any]) -> None:
     if not any(isinstance(f, QuietRoutineJobs) for f in arq_worker_log.filters):
         arq_worker_log.addFilter(QuietRoutineJobs())
     # Refuses to start (SchemaOutOfDate) when the database is not migrated.
-    ctx["resources"] = await open_resources(settings, application_name="halsosamtal-worker")
+    ctx["resources"] = resources = await open_resources(settings, application_name="halsosamtal-worker")
+    if settings.worker_metrics_port:
+        address, port = settings.worker_metrics_address, settings.worker_metrics_port
+        try:
+            ctx["metrics"] = metrics.serve(address, port, resources.sessionmaker)
+        except OSError as exc:
+            logging.getLogger("halsosamtal.worker").error(
+                "cannot serve metrics on %s:%s (HALSOSAMTAL_WORKER_METRICS_PORT): %s", address, port, exc
+            )
+            await resources.close()
+            raise SystemExit(1) from None
+        logging.getLogger("halsosamtal.worker").info("metrics on http://%s:%s/metrics", address, port)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    server = ctx.pop("metrics", None)
+    if server is not None:
+        server.stop()
     resources = ctx.get("resources")
     if resources is not None:
+        # A worker that stops says so at once: the health check and /v1/status turn red now,
+        # not when the last beat grows old. (Another worker of the queue beats again within 15 s.)
+        try:
+            await ctx["redis"].delete(heartbeat_key(resources.settings.queue_name))
+        except Exception as exc:
+            logging.getLogger("halsosamtal.worker").warning("heartbeat not removed: %s", exc)
         await resources.close()
 
 
 async def heartbeat(ctx: dict[str, Any]) -> None:
     """Record that a worker is alive, so operators can see it from the API and the CLI."""
     key = heartbeat_key(ctx["resources"].settings.queue_name)
-    await ctx["redis"].set(key, str(time.time()), ex=300)
+    now = time.time()
+    await ctx["redis"].set(key, str(now), ex=300)
+    metrics.HEARTBEATS.beat(now)
 
 
 def _redis() -> Any:
@@ -84,9 +112,16 @@ def _of_this_queue(jobs: list[Any], queue: str) -> list[Any]:
 
 
 class WorkerSettings:
-    functions: ClassVar[list[Any]] = list(FUNCTIONS)
+    functions: ClassVar[list[Any]] = metrics.instrument(list(FUNCTIONS), JOB_TIMEOUT_S)
     cron_jobs: ClassVar[list[Any]] = _of_this_queue(
-        [cron(heartbeat, second={0, 30}, unique=True, run_at_startup=True, timeout=10), *CRON_JOBS],
+        metrics.instrument(
+            [
+                # Every 15 s: a stopped worker shows within HALSOSAMTAL_WORKER_HEARTBEAT_MAX_AGE_S.
+                cron(heartbeat, second={0, 15, 30, 45}, unique=True, run_at_startup=True, timeout=10),
+                *CRON_JOBS,
+            ],
+            JOB_TIMEOUT_S,
+        ),
         get_settings().queue_name,
     )
     on_startup = startup
@@ -95,6 +130,6 @@ class WorkerSettings:
     redis_settings = _redis()
     # Cron times (release 06:00, reminders 07:00, ...) are the region's local time.
     timezone = ZoneInfo("Europe/Stockholm")
-    job_timeout = 3600
+    job_timeout = JOB_TIMEOUT_S
     max_tries = 5
     health_check_interval = 30
