@@ -6,8 +6,8 @@
   reminders sent today: read from the database when Prometheus scrapes, so they are what the
   database holds at that moment (a scrape that cannot read it says so in
   ``halsosamtal_worker_database_up 0`` and shows none of those figures).
-- Seconds since this worker's last heartbeat, from the process itself: it keeps rising when
-  the worker's event loop is stuck, which a value in Redis would not show.
+- Seconds since the last heartbeat of a worker of this queue, from Redis at scrape time (what
+  ``halsosamtal worker health`` reads; with several workers, one of them beats each time).
 
 Prometheus-client's HTTP server answers in a thread of its own; the database figures are
 read on the worker's event loop (its engine belongs there) and waited for.
@@ -33,13 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from halsosamtal.core import clock
 from halsosamtal.core.metrics import Combined
+from halsosamtal.core.runtime import last_heartbeat
 from halsosamtal.invitations.service import unfinished_batches
 from halsosamtal.messaging.models import CHANNELS, MESSAGE_STATUSES
 from halsosamtal.messaging.stats import NO_CHANNEL, outbox_figures, reminders_sent_on
 
 log = logging.getLogger("halsosamtal.worker")
 
-SCRAPE_DB_TIMEOUT_S = 10
+SCRAPE_TIMEOUT_S = 10
 
 JOBS_STARTED = Counter(
     "halsosamtal_worker_jobs_started", "Jobs the worker started, by function.", ["function"]
@@ -107,35 +108,37 @@ def instrument(jobs: list[Any], default_timeout_s: float) -> list[Any]:
     return wrapped
 
 
-class Heartbeats:
-    """When this worker last recorded its heartbeat (or started, before its first)."""
-
-    def __init__(self) -> None:
-        self.started = time.time()
-        self.last: float | None = None
-
-    def beat(self, at: float) -> None:
-        self.last = at
-
-    def age(self, now: float | None = None) -> float:
-        return max((now or time.time()) - (self.last or self.started), 0.0)
-
-
-HEARTBEATS = Heartbeats()
-
-
 class DatabaseFigures(Collector):
-    """Gauges read from the database at scrape time, on the worker's event loop."""
+    """Gauges read from the database and Redis at scrape time, on the worker's event loop."""
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         sessionmaker: async_sessionmaker[AsyncSession],
-        beats: Heartbeats,
+        redis: Any,
+        queue_name: str,
     ) -> None:
         self.loop = loop
         self.sessionmaker = sessionmaker
-        self.beats = beats
+        self.redis = redis
+        self.queue_name = queue_name
+
+    async def heartbeat(self) -> list[GaugeMetricFamily]:
+        beat = await last_heartbeat(self.redis, self.queue_name)
+        if beat is None:
+            return []
+        return [
+            GaugeMetricFamily(
+                "halsosamtal_worker_heartbeat_age_seconds",
+                "Seconds since a worker of this queue last recorded its heartbeat (absent: none recorded).",
+                value=max(time.time() - beat, 0.0),
+            ),
+            GaugeMetricFamily(
+                "halsosamtal_worker_last_heartbeat_timestamp_seconds",
+                "When a worker of this queue last recorded its heartbeat (Unix time).",
+                value=beat,
+            ),
+        ]
 
     async def read(self) -> list[GaugeMetricFamily]:
         async with self.sessionmaker() as session, session.begin():
@@ -187,29 +190,31 @@ class DatabaseFigures(Collector):
         )
         return [outbox, lag, states, done, total, ratio, sent]
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        yield GaugeMetricFamily(
-            "halsosamtal_worker_heartbeat_age_seconds",
-            "Seconds since this worker last recorded its heartbeat (since it started, before the first).",
-            value=self.beats.age(),
-        )
-        if self.beats.last is not None:
-            yield GaugeMetricFamily(
-                "halsosamtal_worker_last_heartbeat_timestamp_seconds",
-                "When this worker last recorded its heartbeat (Unix time).",
-                value=self.beats.last,
-            )
+    def _on_the_loop(self, what: str, read: Callable[[], Any]) -> list[GaugeMetricFamily] | None:
         try:
-            families = asyncio.run_coroutine_threadsafe(self.read(), self.loop).result(SCRAPE_DB_TIMEOUT_S)
+            families: list[GaugeMetricFamily] = asyncio.run_coroutine_threadsafe(read(), self.loop).result(
+                SCRAPE_TIMEOUT_S
+            )
         except Exception as exc:
-            log.warning("metrics: the database figures could not be read: %s: %s", type(exc).__name__, exc)
-            families = []
+            log.warning("metrics: the %s figures could not be read: %s: %s", what, type(exc).__name__, exc)
+            return None
+        return families
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        beats = self._on_the_loop("Redis", self.heartbeat)
+        yield GaugeMetricFamily(
+            "halsosamtal_worker_redis_up",
+            "1 when this scrape read the heartbeat from Redis, else 0.",
+            value=0 if beats is None else 1,
+        )
+        yield from beats or []
+        families = self._on_the_loop("database", self.read)
         yield GaugeMetricFamily(
             "halsosamtal_worker_database_up",
             "1 when this scrape read the database figures, else 0.",
-            value=1 if families else 0,
+            value=0 if families is None else 1,
         )
-        yield from families
+        yield from families or []
 
 
 @dataclasses.dataclass
@@ -224,11 +229,11 @@ class MetricsServer:
 
 
 def serve(
-    address: str, port: int, sessionmaker: async_sessionmaker[AsyncSession], beats: Heartbeats = HEARTBEATS
+    address: str, port: int, sessionmaker: async_sessionmaker[AsyncSession], redis: Any, queue_name: str
 ) -> MetricsServer:
     """Serve the process's metrics and the database figures on ``address:port`` (a thread)."""
     from prometheus_client import start_http_server
 
-    figures = DatabaseFigures(asyncio.get_running_loop(), sessionmaker, beats)
+    figures = DatabaseFigures(asyncio.get_running_loop(), sessionmaker, redis, queue_name)
     server, thread = start_http_server(port, addr=address, registry=Combined(REGISTRY, figures))
     return MetricsServer(server, thread)

@@ -62,7 +62,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     if settings.worker_metrics_port:
         address, port = settings.worker_metrics_address, settings.worker_metrics_port
         try:
-            ctx["metrics"] = metrics.serve(address, port, resources.sessionmaker)
+            ctx["metrics"] = metrics.serve(
+                address, port, resources.sessionmaker, resources.redis, settings.queue_name
+            )
         except OSError as exc:
             logging.getLogger("halsosamtal.worker").error(
                 "cannot serve metrics on %s:%s (HALSOSAMTAL_WORKER_METRICS_PORT): %s", address, port, exc
@@ -90,9 +92,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 async def heartbeat(ctx: dict[str, Any]) -> None:
     """Record that a worker is alive, so operators can see it from the API and the CLI."""
     key = heartbeat_key(ctx["resources"].settings.queue_name)
-    now = time.time()
-    await ctx["redis"].set(key, str(now), ex=300)
-    metrics.HEARTBEATS.beat(now)
+    await ctx["redis"].set(key, str(time.time()), ex=300)
 
 
 def _redis() -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import time
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from arq import Retry
 from arq.worker import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from halsosamtal.core.runtime import heartbeat_key
 from halsosamtal.core.settings import Settings
 from services.worker import metrics
 from tests.conftest import run_worker_burst
@@ -80,7 +82,7 @@ def _free_port() -> int:
 
 
 async def test_the_worker_port_shows_the_outbox_and_batches_as_the_database_holds_them(
-    sessionmaker: async_sessionmaker[AsyncSession], make_unit: Any
+    sessionmaker: async_sessionmaker[AsyncSession], make_unit: Any, settings: Settings, resources: Any
 ) -> None:
     unit = await make_unit()
     await make_year(sessionmaker)
@@ -97,12 +99,15 @@ async def test_the_worker_port_shows_the_outbox_and_batches_as_the_database_hold
         "VALUES (2027, 'test', 'running', 80, 20, now()), (2027, 'test', 'queued', 0, 0, NULL)",
     )
     port = _free_port()
-    server = metrics.serve("127.0.0.1", port, sessionmaker, metrics.Heartbeats())
+    key = heartbeat_key(settings.queue_name)
+    await resources.redis.set(key, str(time.time() - 7), ex=60)
+    server = metrics.serve("127.0.0.1", port, sessionmaker, resources.redis, settings.queue_name)
     try:
         # The HTTP server answers in its own thread; the figures are read on this event loop.
         response = await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/metrics", timeout=20)
     finally:
         server.stop()
+        await resources.redis.delete(key)
     text = response.text
     rows = await fetch(
         sessionmaker,
@@ -124,4 +129,7 @@ async def test_the_worker_port_shows_the_outbox_and_batches_as_the_database_hold
     assert _value(text, "halsosamtal_batch_done", 'year="2027"') == 20
     assert _value(text, "halsosamtal_reminders_sent_today") == 0
     assert _value(text, "halsosamtal_worker_database_up") == 1
-    assert _value(text, "halsosamtal_worker_heartbeat_age_seconds") is not None
+    age = _value(text, "halsosamtal_worker_heartbeat_age_seconds")
+    assert age is not None
+    assert 7 <= age < 30
+    assert _value(text, "halsosamtal_worker_redis_up") == 1
