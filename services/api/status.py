@@ -49,7 +49,7 @@ class MessagesStatus(BaseModel):
 class BatchProgress(BaseModel):
     id: int
     year: int
-    state: Literal["queued", "running"]
+    status: Literal["queued", "running"]
     done: int
     total: int
     progress: float | None = Field(description="done / total, 0-1 (None until the run has its plan)")
@@ -141,7 +141,7 @@ async def get_status(request: Request, session: Session, principal: Operator) ->
             BatchProgress(
                 id=b.id,
                 year=b.year,
-                state="running" if b.state == "running" else "queued",
+                status="running" if b.status == "running" else "queued",
                 done=b.done,
                 total=b.total,
                 progress=round(b.done / b.total, 4) if b.total else None,

@@ -159,10 +159,10 @@ class DatabaseFigures(Collector):
             value=figures.oldest_queued_age_s,
         )
         states = GaugeMetricFamily(
-            "halsosamtal_batches", "Invitation batch runs queued or running.", labels=["state"]
+            "halsosamtal_batches", "Invitation batch runs queued or running.", labels=["status"]
         )
         for state in ("queued", "running"):
-            states.add_metric([state], sum(1 for b in batches if b.state == state))
+            states.add_metric([state], sum(1 for b in batches if b.status == state))
         done = GaugeMetricFamily(
             "halsosamtal_batch_done", "Invitations a running batch has written, by year.", labels=["year"]
         )
@@ -176,7 +176,7 @@ class DatabaseFigures(Collector):
         )
         running: dict[int, tuple[int, int]] = {}
         for b in batches:
-            if b.state == "running":
+            if b.status == "running":
                 d, t = running.get(b.year, (0, 0))
                 running[b.year] = (d + b.done, t + b.total)
         for year, (d, t) in sorted(running.items()):

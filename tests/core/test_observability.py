@@ -228,7 +228,7 @@ async def test_status_shows_the_worker_the_outbox_the_batches_and_the_schema(
         )
         assert (messages["planned"], messages["queued"], messages["failed"]) == (1, 1, 1)
         assert 89 <= messages["delivery_lag_s"] < 200
-        assert [(b["state"], b["done"], b["total"], b["progress"]) for b in body["batches"]] == [
+        assert [(b["status"], b["done"], b["total"], b["progress"]) for b in body["batches"]] == [
             ("running", 50, 200, 0.25)
         ]
         assert body["schema_version"]["current"] is True

@@ -150,9 +150,9 @@ def test_the_workers_port_and_the_status_route_show_what_the_database_holds(prod
         assert shown == sum(held.values())
         assert value(text, "halsosamtal_worker_database_up") == 1
         assert value(text, "halsosamtal_outbox_oldest_queued_age_seconds") is not None
-        batches = query(product, "SELECT state, count(*) AS n FROM batch_runs GROUP BY 1")
-        states = {r["state"]: int(r["n"]) for r in batches}
-        assert value(text, "halsosamtal_batches", state="queued") == states.get("queued", 0)
+        batches = query(product, "SELECT state AS status, count(*) AS n FROM batch_runs GROUP BY 1")
+        states = {r["status"]: int(r["n"]) for r in batches}
+        assert value(text, "halsosamtal_batches", status="queued") == states.get("queued", 0)
         sent_today = query(
             product,
             "SELECT count(*) AS n FROM messages WHERE kind = 'reminder' AND status = 'sent' "

@@ -123,8 +123,8 @@ async def test_the_worker_port_shows_the_outbox_and_batches_as_the_database_hold
     lag = _value(text, "halsosamtal_outbox_oldest_queued_age_seconds")
     assert lag is not None
     assert 299 <= lag < 400
-    assert _value(text, "halsosamtal_batches", 'state="running"') == 1
-    assert _value(text, "halsosamtal_batches", 'state="queued"') == 1
+    assert _value(text, "halsosamtal_batches", 'status="running"') == 1
+    assert _value(text, "halsosamtal_batches", 'status="queued"') == 1
     assert _value(text, "halsosamtal_batch_progress_ratio", 'year="2027"') == 0.25
     assert _value(text, "halsosamtal_batch_done", 'year="2027"') == 20
     assert _value(text, "halsosamtal_reminders_sent_today") == 0
