@@ -121,7 +121,10 @@ def dict_config(settings: Settings) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "handlers": {"halsosamtal": {"()": "halsosamtal.core.logging.make_handler"}},
         "root": {"handlers": ["halsosamtal"], "level": settings.log_level.upper()},
-        "loggers": {name: {"handlers": [], "propagate": True} for name in FOREIGN_LOGGERS},
+        "loggers": {
+            **{name: {"handlers": [], "propagate": True} for name in FOREIGN_LOGGERS},
+            "alembic.runtime.plugins": {"level": "WARNING"},
+        },
     }
 
 
