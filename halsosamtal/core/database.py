@@ -13,6 +13,8 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -107,3 +109,43 @@ async def raw_connection(conn: AsyncConnection) -> asyncpg.Connection:
     driver = fairy.driver_connection
     assert isinstance(driver, asyncpg.Connection)
     return driver
+
+
+CONNECTION_ERROR_NAMES = frozenset(
+    {
+        "ConnectionDoesNotExistError",  # asyncpg: the connection was closed under the statement
+        "InterfaceError",  # asyncpg: "cannot switch to state ..." on a connection left half-used
+        "InternalClientError",
+        "CannotConnectNowError",  # the server is starting up or shutting down
+        "ConnectionFailureError",
+        "TooManyConnectionsError",
+    }
+)
+
+
+def is_connection_error(exc: BaseException | None, _depth: int = 0) -> bool:
+    """The database (or the way to it) is gone: refused, reset, shutting down, or the driver's
+    connection is in a state it cannot use. Follows causes and exception groups."""
+    if exc is None or _depth > 8:
+        return False
+    if isinstance(exc, OSError | ConnectionError | TimeoutError | PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or is_connection_error(exc.orig, _depth + 1)
+    ):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return any(is_connection_error(e, _depth + 1) for e in exc.exceptions)
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}):
+        return True  # connection exceptions; admin/crash shutdown; cannot connect now
+    if type(exc).__name__ in CONNECTION_ERROR_NAMES:
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and is_connection_error(cause, _depth + 1)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The request or job failed because the database could not be reached or its connection
+    broke (so nothing of it was kept, or a commit's outcome is unknown): worth trying again."""
+    return is_connection_error(exc)

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from halsosamtal.core.clock import STOCKHOLM
 from halsosamtal.core.context import REQUEST_ID_HEADER, current_request_id, new_request_id, request_id
+from halsosamtal.core.database import database_unavailable
 from halsosamtal.core.errors import PROBLEM_TYPE_PREFIX, DomainError, InvalidInput
 
 log = logging.getLogger("halsosamtal.api")
@@ -227,7 +228,7 @@ def unexpected_problem(exc: BaseException, instance: str) -> tuple[dict[str, Any
         body["request_id"] = rid
     retry = {"Retry-After": "1"}
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or is_connection_error(orig):
+    if database_unavailable(exc):
         body.update(
             status=503,
             code="database-unavailable",
@@ -259,23 +260,6 @@ def unexpected_problem(exc: BaseException, instance: str) -> tuple[dict[str, Any
         )
         return body, 503, retry
     return body, 500, {}
-
-
-def is_connection_error(exc: BaseException | None) -> bool:
-    """The database (or the way to it) is gone: refused, reset, shutting down, or the driver's
-    connection is in a state it cannot use."""
-    if exc is None:
-        return False
-    if isinstance(exc, OSError | ConnectionError | TimeoutError):
-        return True
-    sqlstate = getattr(exc, "sqlstate", None)
-    if isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}):
-        return True  # connection exceptions; admin/crash shutdown; cannot connect now
-    name = type(exc).__name__
-    if name in {"ConnectionDoesNotExistError", "InterfaceError", "InternalClientError"}:
-        return True
-    cause = exc.__cause__
-    return cause is not None and cause is not exc and is_connection_error(cause)
 
 
 class RequestContext:
