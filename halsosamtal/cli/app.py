@@ -185,11 +185,12 @@ def api(
 
 @app.command()
 def worker() -> None:
-    """Run the arq worker (batches, reminders, delivery)."""
+    """Run the arq worker (batches, reminders, delivery); it reconnects when Redis or the
+    database goes away."""
     _pass_on_endpoints()
-    os.execvp(  # noqa: S606 - replaces this process with arq, fixed program
+    os.execvp(  # noqa: S606 - replaces this process with the supervised worker, fixed program
         sys.executable,
-        [sys.executable, "-m", "arq", "services.worker.settings.WorkerSettings"],
+        [sys.executable, "-m", "services.worker"],
     )
 
 

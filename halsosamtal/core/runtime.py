@@ -27,8 +27,10 @@ class Resources:
     redis: ArqRedis
 
     async def close(self) -> None:
-        await self.redis.aclose()
-        await self.engine.dispose()
+        try:
+            await self.redis.aclose()
+        finally:  # a Redis that went away must not keep the database connections open
+            await self.engine.dispose()
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -42,8 +44,12 @@ async def open_resources(
     check_schema: bool = True,
     statement_timeout_ms: int = 0,
     pre_ping: bool = True,
+    redis_required: bool = True,
 ) -> Resources:
-    """Connect to Postgres and Redis (found as ``infra`` says) and check the schema is current."""
+    """Connect to Postgres and Redis (found as ``infra`` says) and check the schema is current.
+
+    Without ``redis_required`` (the API, which serves every call without Redis) the Redis client
+    connects when first used, so the process starts while Redis is away."""
     endpoints = (
         infra.find(settings, quiet=True)
         if not (settings.database_url and settings.redis_url)
@@ -62,7 +68,13 @@ async def open_resources(
     try:
         if check_schema:
             await ensure_schema_current(engine)
-        redis = await create_pool(redis_settings(endpoints.redis_url), default_queue_name=settings.queue_name)
+        if redis_required:
+            redis = await create_pool(
+                redis_settings(endpoints.redis_url), default_queue_name=settings.queue_name
+            )
+        else:
+            redis = ArqRedis.from_url(endpoints.redis_url, socket_connect_timeout=2, socket_timeout=2)
+            redis.default_queue_name = settings.queue_name
     except BaseException:
         await engine.dispose()
         raise

@@ -252,16 +252,16 @@ class BatchResult:
 
 
 LEASE_S = 30
-"""A batch's lease: its runner renews it every ``RENEW_EVERY_S``; a batch whose lease ran out
-has lost its runner (killed, or cut off from the database), and the worker takes it over."""
-RENEW_EVERY_S = 10
+"""A batch's lease (``settings.batch_lease_s`` on the worker): its runner renews it every third
+of it; a batch whose lease ran out has lost its runner (killed, or cut off from the database),
+and the worker takes it over."""
 
 
 class Superseded(Exception):
     """The batch is no longer this run's: it ended, or the worker gave it to a newer run."""
 
 
-async def _renew(engine: Any, batch_id: int, generation: int | None) -> bool:
+async def _renew(engine: Any, batch_id: int, generation: int | None, lease_s: float) -> bool:
     """Renew the lease while the batch is still this run's (its generation, for the worker)."""
     async with engine.begin() as conn:
         renewed = await conn.scalar(
@@ -270,20 +270,25 @@ async def _renew(engine: Any, batch_id: int, generation: int | None) -> bool:
                 "WHERE id = :id AND state IN ('queued', 'running') "
                 "AND (CAST(:generation AS int) IS NULL OR resumes = :generation) RETURNING id"
             ),
-            {"id": batch_id, "generation": generation, "lease": float(LEASE_S)},
+            {"id": batch_id, "generation": generation, "lease": lease_s},
         )
     return renewed is not None
 
 
 async def _keep_lease(
-    engine: Any, batch_id: int, generation: int | None, runner: asyncio.Task[Any], lost: asyncio.Event
+    engine: Any,
+    batch_id: int,
+    generation: int | None,
+    lease_s: float,
+    runner: asyncio.Task[Any],
+    lost: asyncio.Event,
 ) -> None:
     """Renew the lease until cancelled; stop the run (``runner``) when the batch is no longer
     its. A failed renewal (the database away for a moment) is tried again at the next beat."""
     while True:
-        await asyncio.sleep(RENEW_EVERY_S)
+        await asyncio.sleep(lease_s / 3)
         try:
-            still_ours = await _renew(engine, batch_id, generation)
+            still_ours = await _renew(engine, batch_id, generation, lease_s)
         except Exception as exc:  # the run itself meets the same trouble and says so
             log.warning("batch %s: lease not renewed (%s)", batch_id, type(exc).__name__)
             continue
@@ -303,6 +308,7 @@ async def run(
     actor: str,
     progress: Callable[[int, int], None] | None = None,
     generation: int | None = None,
+    lease_s: float = LEASE_S,
 ) -> BatchResult:
     """Write the plan: one transaction per unit. Safe to run again, and concurrently.
 
@@ -312,12 +318,12 @@ async def run(
     to finish; any other failure ends it as failed with the reason. Without a generation (a
     command-line run) every failure ends it as failed."""
     engine = sessionmaker.kw["bind"]
-    if not await _renew(engine, batch_id, generation):
+    if not await _renew(engine, batch_id, generation, lease_s):
         return BatchResult(batch_id=batch_id, planned=0, created=0)
     current = asyncio.current_task()
     assert current is not None
     lost = asyncio.Event()
-    keeper = asyncio.create_task(_keep_lease(engine, batch_id, generation, current, lost))
+    keeper = asyncio.create_task(_keep_lease(engine, batch_id, generation, lease_s, current, lost))
     try:
         async with engine.connect() as lock:
             lock = await lock.execution_options(isolation_level="AUTOCOMMIT")
@@ -527,7 +533,7 @@ RETURNING id, requested_at, resumes
 """)
 
 
-async def pick_up(session: AsyncSession) -> list[Pickup]:
+async def pick_up(session: AsyncSession, lease_s: float = LEASE_S) -> list[Pickup]:
     """The batches a worker should start now, each under a fresh lease: those never started
     (queued, no lease) and those whose run stopped (its lease ran out: the worker was killed,
     lost Redis, or the queue was emptied), the latter as a new generation. Batches that stopped
@@ -536,5 +542,5 @@ async def pick_up(session: AsyncSession) -> list[Pickup]:
     ended = (await session.scalars(_END_STALLED, {"max": MAX_RESUMES})).all()
     if ended:
         log.warning("batches %s ended as failed: their runs stopped", ", ".join(map(str, ended)))
-    rows = (await session.execute(_PICK_UP, {"lease": float(LEASE_S)})).all()
+    rows = (await session.execute(_PICK_UP, {"lease": float(lease_s)})).all()
     return [Pickup(r.id, r.requested_at, r.resumes) for r in rows]

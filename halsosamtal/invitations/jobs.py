@@ -32,6 +32,7 @@ async def run_batch(ctx: dict[str, Any], batch_id: int, generation: int = 0) -> 
         batch_id=batch_id,
         actor=f"worker for {row.requested_by}",
         generation=generation,
+        lease_s=ctx["resources"].settings.batch_lease_s,
     )
     log.info("batch %s for %s: %s planned, %s created", batch_id, row.year, result.planned, result.created)
     return {"batch_id": batch_id, "created": result.created}
@@ -44,10 +45,10 @@ async def start_queued_batches(ctx: dict[str, Any]) -> int:
     lease of whoever runs it; this finds in Postgres every batch without a live runner, whatever
     Redis still knows, and enqueues it under a job id of its own generation: a killed worker's
     job id stays blocked in Redis (arq's in-progress key) for the job timeout."""
-    sessionmaker = ctx["resources"].sessionmaker
+    sessionmaker, settings = ctx["resources"].sessionmaker, ctx["resources"].settings
     async with session_scope(sessionmaker) as s:
-        pickups = await batch.pick_up(s)
-    queue = ctx["resources"].settings.queue_name
+        pickups = await batch.pick_up(s, settings.batch_lease_s)
+    queue = settings.queue_name
     for p in pickups:
         if p.generation:
             log.warning("resuming batch %s: its run stopped (take-over %s)", p.batch_id, p.generation)
