@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -65,7 +66,7 @@ def create_engine(
     server_settings = {"application_name": application_name, "timezone": "UTC"}
     if statement_timeout_ms:
         server_settings["statement_timeout"] = str(statement_timeout_ms)
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
@@ -75,6 +76,18 @@ def create_engine(
         connect_args={"server_settings": server_settings},
         **kwargs,
     )
+    event.listen(engine.sync_engine, "handle_error", _broken_connections_are_disconnects)
+    return engine
+
+
+def _broken_connections_are_disconnects(context: ExceptionContext) -> None:
+    """Every connection-class error counts as a disconnect, so SQLAlchemy discards the
+    connection and every other connection the pool made before it (a Postgres restart drops
+    them all). The asyncpg dialect alone recognises only a connection already marked closed: one
+    left "cannot switch to state" by an interrupted statement went back into the pool and failed
+    the next request too."""
+    if not context.is_disconnect and is_connection_error(context.original_exception):
+        context.is_disconnect = True
 
 
 def async_url(url: str) -> str:

@@ -262,6 +262,24 @@ def unexpected_problem(exc: BaseException, instance: str) -> tuple[dict[str, Any
     return body, 500, {}
 
 
+IDEMPOTENT_READS = frozenset({"GET", "HEAD"})
+
+
+def _empty_body(receive: Receive) -> Receive:
+    """``receive`` for a second run of a request without a body: its (empty) body again, then
+    whatever the client does next (a disconnect)."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        return await receive()
+
+    return again
+
+
 class RequestContext:
     """Pure ASGI middleware around every request: its id and its last line of defence.
 
@@ -298,7 +316,20 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                # A read that met a connection the database had dropped (a restart) is tried once
+                # more: the pool has discarded every connection from before, and nothing of the
+                # first try was kept. Writes are answered 503 and the client sends them again.
+                if started or scope.get("method") not in IDEMPOTENT_READS or not database_unavailable(exc):
+                    raise
+                log.info(
+                    "%s %s met a dropped database connection; tried once more",
+                    scope["method"],
+                    scope.get("path"),
+                )
+                await self.app(scope, _empty_body(receive), send_with_id)
         except Exception as exc:
             if started:
                 raise
