@@ -6,7 +6,9 @@ and a job opens one per run (``session_scope``). Services and repositories never
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -55,6 +57,7 @@ def create_engine(
     statement_timeout_ms: int = 0,
     application_name: str = "halsosamtal",
     pre_ping: bool = True,
+    connect_patience_s: float = 0.0,
     **kwargs: Any,
 ) -> AsyncEngine:
     """An asyncpg engine; the URL may be plain ``postgresql://`` and is given the driver.
@@ -62,6 +65,11 @@ def create_engine(
     ``pre_ping`` tests each connection as it leaves the pool (three round trips on asyncpg).
     The API turns it off: a request's first statement meets a dropped connection instead, the
     pool discards it and the request answers 503 (clients retry; every write is idempotent).
+
+    ``connect_patience_s``: a new connection that the server refuses (it is restarting) is tried
+    again for up to this long before the error stands, so a restart of a second or two delays
+    requests instead of failing them. Nothing has been sent when a connect fails: any request
+    may wait for it, a write too.
     """
     server_settings = {"application_name": application_name, "timezone": "UTC"}
     if statement_timeout_ms:
@@ -73,11 +81,35 @@ def create_engine(
         pool_pre_ping=pre_ping,
         # Errors and logs never carry a statement's values: they are personal data.
         hide_parameters=True,
-        connect_args={"server_settings": server_settings},
+        **(
+            {"async_creator": _patient_connect(url, server_settings, connect_patience_s)}
+            if connect_patience_s > 0
+            else {"connect_args": {"server_settings": server_settings}}
+        ),
         **kwargs,
     )
     event.listen(engine.sync_engine, "handle_error", _broken_connections_are_disconnects)
     return engine
+
+
+def _patient_connect(
+    url: str, server_settings: dict[str, str], patience_s: float
+) -> Callable[[], Awaitable[asyncpg.Connection]]:
+    dsn = "postgresql://" + async_url(url).removeprefix("postgresql+asyncpg://")
+
+    async def connect() -> asyncpg.Connection:
+        deadline = time.monotonic() + patience_s
+        delay = 0.1
+        while True:
+            try:
+                return await asyncpg.connect(dsn, server_settings=server_settings)
+            except (OSError, asyncpg.CannotConnectNowError):
+                if time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    return connect
 
 
 def _broken_connections_are_disconnects(context: ExceptionContext) -> None:

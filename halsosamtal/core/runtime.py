@@ -12,6 +12,9 @@ from halsosamtal.core.database import create_engine, make_sessionmaker
 from halsosamtal.core.migrations import ensure_schema_current
 from halsosamtal.core.settings import Settings
 
+CONNECT_PATIENCE_S = 5.0
+"""How long the API and the worker keep trying a new database connection that is refused."""
+
 
 def heartbeat_key(queue_name: str) -> str:
     """The Redis key a deployment's worker beats on: the queue's own, so that one deployment's
@@ -62,6 +65,8 @@ async def open_resources(
         statement_timeout_ms=statement_timeout_ms,
         application_name=application_name,
         pre_ping=pre_ping,
+        # A Postgres restarting for a moment delays a request or a job rather than failing it.
+        connect_patience_s=CONNECT_PATIENCE_S,
         # Without pre-ping, old connections are replaced before a server or proxy times them out.
         pool_recycle=-1 if pre_ping else 1800,
     )
