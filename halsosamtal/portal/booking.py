@@ -88,7 +88,14 @@ async def book(
         return done
 
     return await idempotent(
-        session, request, principal.client_id, idempotency_key, body, book, status_code=201
+        session,
+        request,
+        principal.client_id,
+        idempotency_key,
+        body,
+        book,
+        status_code=201,
+        locate=lambda appointment: f"/v1/appointments/{appointment['id']}",
     )
 
 
@@ -112,7 +119,12 @@ async def move_booking(
 
     async def move() -> AppointmentOut:
         done = await service.move(
-            session, body.personnummer, appointment_id, body.slot_id, actor=principal.name
+            session,
+            body.personnummer,
+            appointment_id,
+            body.slot_id,
+            actor=principal.name,
+            invitation_id=body.invitation_id,
         )
         audit.add("update", await ids_by_personnummer(session, [body.personnummer]))
         return done
@@ -140,7 +152,7 @@ async def cancel_booking(
 
     async def cancel() -> AppointmentOut:
         done = await service.cancel_by_resident(
-            session, body.personnummer, appointment_id, actor=principal.name
+            session, body.personnummer, appointment_id, actor=principal.name, invitation_id=body.invitation_id
         )
         audit.add("update", await ids_by_personnummer(session, [body.personnummer]))
         return done

@@ -36,7 +36,7 @@ def _batch(stack: Stack, batch_id: int) -> dict[str, Any]:
 
 def _finished(stack: Stack, batch_id: int) -> dict[str, Any] | None:
     batch = _batch(stack, batch_id)
-    return batch if batch["state"] in ("done", "failed") else None
+    return batch if batch["status"] in ("done", "failed") else None
 
 
 def _exactly_once(stack: Stack) -> tuple[int, int, int, int]:
@@ -70,13 +70,13 @@ def test_a_batch_whose_worker_is_killed_finishes_by_itself_exactly_once(stack: S
     killed = time.monotonic()
     partial = stack.value("SELECT count(*) FROM invitations")
     assert 0 < partial < eligible, "the batch finished before the worker was killed"
-    assert _batch(stack, batch_id)["state"] == "running"
+    assert _batch(stack, batch_id)["status"] == "running"
 
     stack.start_worker()
     batch = stack.wait_for("the batch to finish", lambda: _finished(stack, batch_id), timeout=60)
     took = time.monotonic() - killed
     measured(f"\nbatch killed at {partial}/{eligible} invitations; finished {took:.1f} s after the kill")
-    assert (batch["state"], batch["created"], batch["total"], batch["done"]) == (
+    assert (batch["status"], batch["created"], batch["total"], batch["done"]) == (
         "done",
         eligible,
         eligible,
@@ -221,9 +221,9 @@ def test_without_redis_the_api_books_and_the_worker_comes_back_by_itself(stack: 
         client.close()
     batch = stack.wait_for("the queued batch", lambda: _finished(stack, queued.json()["id"]), timeout=40)
     measured(
-        f"worker beating and the batch {batch['state']} {time.monotonic() - back:.1f} s after Redis was back"
+        f"worker beating and the batch {batch['status']} {time.monotonic() - back:.1f} s after Redis was back"
     )
-    assert batch["state"] == "done"
+    assert batch["status"] == "done"
     assert "connected again" in stack.processes["worker"].log.read_text()
 
 
