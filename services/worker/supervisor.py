@@ -58,7 +58,7 @@ async def _close(worker: Worker, main: asyncio.Task[None]) -> None:
             log.warning("closing the worker's connections: %s", type(exc).__name__)
     if pool is not None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(pool.close(close_connection_pool=True), timeout=2)
+            await asyncio.wait_for(pool.aclose(), timeout=2)
         worker._pool = None
 
 
@@ -130,6 +130,12 @@ def main() -> None:
     from halsosamtal.core.settings import get_settings
 
     configure_logging(get_settings())
+    from halsosamtal.core.errors import SchemaOutOfDate
     from services.worker.settings import WorkerSettings
 
-    raise SystemExit(asyncio.run(supervise(WorkerSettings)))
+    try:
+        code = asyncio.run(supervise(WorkerSettings))
+    except SchemaOutOfDate as exc:  # said in one line: the operator runs `halsosamtal migrate`
+        log.error("%s", exc)
+        code = 1
+    raise SystemExit(code)
