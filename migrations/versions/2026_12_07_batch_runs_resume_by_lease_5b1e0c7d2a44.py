@@ -5,7 +5,7 @@ worker's reconciler takes over a batch whose lease ran out (a new arq job, count
 ``resumes``) or, for a command-line run (``inline``), ends it as failed with the reason.
 
 Revision ID: 5b1e0c7d2a44
-Revises: c88ddf88dc19
+Revises: 5b1e0c7a9d42
 Create Date: 2026-12-07 14:20:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5b1e0c7d2a44"
-down_revision: str | None = "c88ddf88dc19"
+down_revision: str | None = "5b1e0c7a9d42"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
