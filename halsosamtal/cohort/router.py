@@ -11,7 +11,7 @@ from halsosamtal.audit.dependencies import Audit
 from halsosamtal.cohort import service
 from halsosamtal.cohort.schemas import CohortCounts, CohortMember
 from halsosamtal.core.http import IdCursorQuery, Page, ServiceDay, Session, problem_responses
-from halsosamtal.residents.lookup import ids_by_personnummer
+from halsosamtal.residents.lookup import residents_by_personnummer
 from halsosamtal.units.models import HSA_ID_PATTERN
 
 router = APIRouter(prefix="/cohort", tags=["cohort"])
@@ -59,5 +59,6 @@ async def cohort_members(
     page = await service.members(
         session, year, care_unit=care_unit, age=age, as_of=as_of, limit=limit, cursor=cursor
     )
-    audit.add("read", await ids_by_personnummer(session, (m.personnummer for m in page.items)))
+    if page.items:
+        audit.add_query("read", residents_by_personnummer(m.personnummer for m in page.items))
     return page

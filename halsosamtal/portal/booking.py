@@ -26,7 +26,7 @@ from halsosamtal.booking.schemas import (
 )
 from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
-from halsosamtal.residents.lookup import ids_by_personnummer
+from halsosamtal.residents.lookup import residents_by_personnummer
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 
@@ -54,7 +54,7 @@ async def search_slots(body: SlotSearch, session: Session, principal: Portal, au
         limit=body.limit,
         cursor=body.cursor,
     )
-    audit.add("read", await ids_by_personnummer(session, [body.personnummer]))
+    audit.add_query("read", residents_by_personnummer([body.personnummer]))
     return page
 
 
@@ -84,7 +84,7 @@ async def book(
         done = await service.book(
             session, body.personnummer, body.invitation_id, body.slot_id, actor=principal.name
         )
-        audit.add("create", await ids_by_personnummer(session, [body.personnummer]))
+        audit.add_query("create", residents_by_personnummer([body.personnummer]))
         return done
 
     return await idempotent(
@@ -126,7 +126,7 @@ async def move_booking(
             actor=principal.name,
             invitation_id=body.invitation_id,
         )
-        audit.add("update", await ids_by_personnummer(session, [body.personnummer]))
+        audit.add_query("update", residents_by_personnummer([body.personnummer]))
         return done
 
     return await idempotent(session, request, principal.client_id, idempotency_key, body, move)
@@ -154,7 +154,7 @@ async def cancel_booking(
         done = await service.cancel_by_resident(
             session, body.personnummer, appointment_id, actor=principal.name, invitation_id=body.invitation_id
         )
-        audit.add("update", await ids_by_personnummer(session, [body.personnummer]))
+        audit.add_query("update", residents_by_personnummer([body.personnummer]))
         return done
 
     return await idempotent(session, request, principal.client_id, idempotency_key, body, cancel)

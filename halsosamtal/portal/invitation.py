@@ -22,7 +22,7 @@ from halsosamtal.core.http import MAX_ID, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import lifecycle
 from halsosamtal.invitations.lifecycle import InvitationView
-from halsosamtal.residents.lookup import ResidentLookup, ids_by_personnummer
+from halsosamtal.residents.lookup import ResidentLookup, residents_by_personnummer
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 
@@ -55,7 +55,7 @@ async def get_invitation(
     to a signed token per resident."""
     found = await lifecycle.current_invitation(session, body.personnummer)
     appointment = await booking.current_appointment(session, found.id)
-    audit.add("read", await ids_by_personnummer(session, [body.personnummer]))
+    audit.add_query("read", residents_by_personnummer([body.personnummer]))
     return ResidentInvitation(**found.model_dump(), appointment=appointment)
 
 
@@ -86,7 +86,7 @@ async def decline_invitation(
         declined = await lifecycle.decline(
             session, body.personnummer, body.invitation_id, actor=principal.name
         )
-        audit.add("update", await ids_by_personnummer(session, [body.personnummer]))
+        audit.add_query("update", residents_by_personnummer([body.personnummer]))
         return ResidentInvitation(**declined.model_dump())
 
     return await idempotent(session, request, principal.client_id, idempotency_key, body, decline)

@@ -10,7 +10,7 @@ from halsosamtal.access.dependencies import require
 from halsosamtal.access.schemas import Principal
 from halsosamtal.audit.dependencies import Audit
 from halsosamtal.core.http import Session, problem_responses
-from halsosamtal.residents.lookup import ids_by_personnummer
+from halsosamtal.residents.lookup import residents_by_personnummer
 from halsosamtal.results import service
 from halsosamtal.results.plain import summary
 from halsosamtal.results.schemas import PortalResultRequest, ResidentSummary
@@ -33,5 +33,5 @@ async def get_result(
     or why it was not estimated, BMI, each living habit, the advice given and the referrals.
     404 `no-invitation` when there is no completed talk with a result (a retracted one is gone)."""
     result, unit_name = await service.resident_result(session, body.personnummer, body.invitation_id)
-    audit.add("read", await ids_by_personnummer(session, [body.personnummer]))
+    audit.add_query("read", residents_by_personnummer([body.personnummer]))
     return summary(result, unit_name, body.language)
