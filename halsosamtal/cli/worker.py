@@ -22,7 +22,8 @@ REDIS_TIMEOUT_S = 3
 
 @app.callback()
 def worker(ctx: typer.Context) -> None:
-    """Run the arq worker (batches, reminders, delivery); `worker health` checks that one runs."""
+    """Run the arq worker (batches, reminders, delivery); it reconnects when Redis or the
+    database goes away. `worker health` checks that one runs."""
     if ctx.invoked_subcommand is not None:
         return
     from halsosamtal.core.cli import endpoints
@@ -31,17 +32,11 @@ def worker(ctx: typer.Context) -> None:
     os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = found.database_url, found.redis_url
     # The worker is one process: its metrics live in memory, never in the API's files.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    os.execvp(  # noqa: S606 - replaces this process with arq, fixed program
+    os.execvp(  # noqa: S606 - replaces this process with the supervised worker, fixed program
         sys.executable,
-        [
-            sys.executable,
-            "-m",
-            "arq",
-            "services.worker.settings.WorkerSettings",
-            # Its first lines too are shaped and masked like the service's own.
-            "--custom-log-dict",
-            "services.worker.settings.LOG_CONFIG",
-        ],
+        # arq's worker, started again whenever Redis or Postgres goes away (services/worker/supervisor.py);
+        # its lines are shaped and masked like the service's own.
+        [sys.executable, "-m", "services.worker"],
     )
 
 

@@ -46,6 +46,7 @@ from halsosamtal.core.context import (
     new_request_id,
     request_id,
 )
+from halsosamtal.core.database import database_unavailable
 from halsosamtal.core.errors import PROBLEM_TYPE_PREFIX, DomainError, InvalidInput
 from halsosamtal.core.logging import redact
 from halsosamtal.core.metrics import observe_request, route_template
@@ -373,7 +374,7 @@ def unexpected_problem(exc: BaseException, instance: str) -> tuple[dict[str, Any
         body["request_id"] = rid
     retry = {"Retry-After": "1"}
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or is_connection_error(orig):
+    if database_unavailable(exc):
         body.update(
             status=503,
             code="database-unavailable",
@@ -407,21 +408,22 @@ def unexpected_problem(exc: BaseException, instance: str) -> tuple[dict[str, Any
     return body, 500, {}
 
 
-def is_connection_error(exc: BaseException | None) -> bool:
-    """The database (or the way to it) is gone: refused, reset, shutting down, or the driver's
-    connection is in a state it cannot use."""
-    if exc is None:
-        return False
-    if isinstance(exc, OSError | ConnectionError | TimeoutError):
-        return True
-    sqlstate = getattr(exc, "sqlstate", None)
-    if isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}):
-        return True  # connection exceptions; admin/crash shutdown; cannot connect now
-    name = type(exc).__name__
-    if name in {"ConnectionDoesNotExistError", "InterfaceError", "InternalClientError"}:
-        return True
-    cause = exc.__cause__
-    return cause is not None and cause is not exc and is_connection_error(cause)
+IDEMPOTENT_READS = frozenset({"GET", "HEAD"})
+
+
+def _empty_body(receive: Receive) -> Receive:
+    """``receive`` for a second run of a request without a body: its (empty) body again, then
+    whatever the client does next (a disconnect)."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        return await receive()
+
+    return again
 
 
 class RequestContext:
@@ -470,7 +472,20 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                # A read that met a connection the database had dropped (a restart) is tried once
+                # more: the pool has discarded every connection from before, and nothing of the
+                # first try was kept. Writes are answered 503 and the client sends them again.
+                if started or scope.get("method") not in IDEMPOTENT_READS or not database_unavailable(exc):
+                    raise
+                log.info(
+                    "%s %s met a dropped database connection; tried once more",
+                    scope["method"],
+                    scope.get("path"),
+                )
+                await self.app(scope, _empty_body(receive), send_with_id)
         except Exception as exc:
             if started:
                 raise

@@ -152,6 +152,14 @@ class Settings(BaseSettings):
         "pass takes it over (its worker died). Longer than one delivery chunk can take.",
     )
 
+    batch_lease_s: int = Field(
+        30,
+        ge=3,
+        le=3600,
+        description="How long a running batch may go without a sign of life before the worker "
+        "takes it over (its worker died or lost the database); it renews a third of that.",
+    )
+
     @model_validator(mode="after")
     def _queue_follows_the_database(self) -> Settings:
         if not self.queue_name:

@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             application_name="halsosamtal-api",
             statement_timeout_ms=settings.db_statement_timeout_ms,
             pre_ping=False,
+            redis_required=False,
         )
         app.state.resources = res
         app.state.settings = settings

@@ -15,16 +15,13 @@ from zoneinfo import ZoneInfo
 from arq import cron
 
 import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
-from halsosamtal.core.logging import configure_logging, dict_config
+from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import heartbeat_key, open_resources, redis_settings
 from halsosamtal.core.settings import get_settings
 from services.worker import metrics
 from services.worker.jobs import CRON_JOBS, FUNCTIONS
 
 JOB_TIMEOUT_S = 3600
-LOG_CONFIG = dict_config(get_settings())
-"""For arq's ``--custom-log-dict`` (``halsosamtal worker`` passes it): the worker's first lines,
-before ``startup``, are shaped and masked like the rest."""
 
 ROUTINE_JOBS = (
     "heartbeat",
