@@ -44,7 +44,7 @@ import dataclasses
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -81,9 +81,11 @@ log = logging.getLogger("halsosamtal.messaging")
 
 RELEASE_CHUNK = 2000
 """Messages rendered and queued per transaction."""
-DELIVERY_CHUNK = 100
+DELIVERY_CHUNK = 20
 """Electronic messages claimed at once: with ``DELIVERY_CONCURRENCY`` sends in flight and a 10 s
-timeout a chunk takes at most ~100 s, well inside the default 600 s lease."""
+timeout a chunk takes at most ~20 s, well inside the lease (30 s at the least). Each outcome is
+recorded as it comes, so a worker killed mid-chunk leaves at most the sends in flight to be made
+again; the chunk's unsent rest waits for its lease to run out."""
 LETTER_CHUNK = 5000
 """Letters claimed at once: each claim rewrites the day's print file, so take many at a time."""
 DELIVERY_CONCURRENCY = 10
@@ -405,10 +407,21 @@ async def _send_electronic(
     recipients: dict[int, Recipient],
     gateway: WebhookGateway | None,
     settings: Settings,
+    record: Callable[[Outcome], Awaitable[None]],
 ) -> list[Outcome]:
+    """Send each claimed message and ``record`` its outcome at once, before the next send in its
+    place starts: what a killed worker sent is known, except the sends in flight."""
     semaphore = asyncio.Semaphore(DELIVERY_CONCURRENCY)
 
     async def one(item: Claimed) -> Outcome:
+        # The slot is held until the outcome is stored: at most DELIVERY_CONCURRENCY messages
+        # are ever sent and not yet recorded.
+        async with semaphore:
+            outcome = await attempt(item)
+            await record(outcome)
+        return outcome
+
+    async def attempt(item: Claimed) -> Outcome:
         if gateway is None:
             # Released while the webhook gateway was configured, delivered after it was not:
             # fail visibly; an operator retries once the gateway is back.
@@ -432,8 +445,7 @@ async def _send_electronic(
             return _failure(item, "webhook", settings, retryable=False, error=exc.reason)
         except ValueError as exc:
             return _failure(item, "webhook", settings, retryable=False, error=str(exc)[:200])
-        async with semaphore:
-            result = await gateway.send(message)
+        result = await gateway.send(message)
         if result.ok:
             return Outcome(item.id, item.attempts, "webhook", "sent", http_status=result.status)
         return _failure(
@@ -598,9 +610,12 @@ async def deliver_due(
                 if letters:
                     outcomes = await _write_letters(sessionmaker, settings, claimed, report)
                 else:
-                    outcomes = await _send_electronic(claimed, recipients, gateway, settings)
-                    async with session_scope(sessionmaker) as session:
-                        await record_outcomes(session, outcomes)
+
+                    async def record(outcome: Outcome) -> None:
+                        async with session_scope(sessionmaker) as session:
+                            await record_outcomes(session, [outcome])
+
+                    outcomes = await _send_electronic(claimed, recipients, gateway, settings, record)
                 _tally(report, outcomes)
     finally:
         if gateway is not None:

@@ -45,6 +45,7 @@ PAIRS_BUDGET_S = 60
 CHANGES_NOTHING = {
     "api": "serves the API",
     "worker": "runs the worker",
+    "worker health": "a check",
     "dev run": "development: runs everything",
     "dev stop": "development: stops embedded servers",
     "demo-data": "writes a demo register file, nothing in the service",
