@@ -163,6 +163,12 @@ def api(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
 ) -> None:
     """Serve the JSON API with uvicorn (refuses to start on an out-of-date schema)."""
+    from halsosamtal.core.console import fail
+    from halsosamtal.core.settings import get_settings
+    from halsosamtal.portal.identity import unconfigured
+
+    if (why := unconfigured(get_settings())) is not None:
+        fail(why)
     _pass_on_endpoints()
     os.execvp(  # noqa: S606 - replaces this process with uvicorn, fixed program
         sys.executable,

@@ -266,6 +266,44 @@ def run(
         fail("the API or the worker stopped unexpectedly; see its output above")
 
 
+@app.command("token")
+def token(
+    personnummer: Annotated[str, typer.Argument(help="The resident, e.g. 19860412-2386.")],
+    acr: Annotated[
+        str | None, typer.Option(help="The login's assurance level (default: the required minimum).")
+    ] = None,
+    minutes: Annotated[int, typer.Option(min=1, max=24 * 60, help="How long the token is valid.")] = 60,
+) -> None:
+    """Print a resident token signed with the development identity provider's key, for the
+    portal calls' X-Resident-Token header (development only; the key is made on first use)."""
+    from halsosamtal.access import dev_idp
+    from halsosamtal.access.tokens import dev_idp_dir
+    from halsosamtal.core.settings import get_settings
+    from halsosamtal.residents import personnummer as pnr
+
+    settings = get_settings()
+    if settings.environment == "production":
+        fail("dev token is for development: production takes tokens from the region's identity provider")
+    if settings.resident_token_jwks_url or settings.resident_token_jwks_file:
+        fail(
+            "the API verifies resident tokens with the configured identity provider's keys "
+            "(HALSOSAMTAL_RESIDENT_TOKEN_JWKS_*), which never accept the development key; unset them"
+        )
+    try:
+        number = pnr.parse(personnummer).personnummer
+    except pnr.InvalidPersonnummer as exc:
+        raise typer.BadParameter(exc.reason, param_hint="PERSONNUMMER") from None
+    level = acr or settings.resident_token_min_acr
+    signed = dev_idp.mint(
+        dev_idp_dir(settings),
+        number,
+        claim=settings.resident_token_personnummer_claim,
+        acr=level,
+        lifetime_s=minutes * 60,
+    )
+    sys.stdout.write(signed + "\n")
+
+
 @app.command("stop")
 def stop_embedded() -> None:
     """Stop the embedded Postgres and Redis (their data stays in .data)."""
