@@ -17,11 +17,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from halsosamtal.core.console import console, err_console, fail
+
+if TYPE_CHECKING:
+    from halsosamtal.core.settings import Settings
 
 app = typer.Typer(help="Local development: run everything, stop embedded servers.", no_args_is_help=True)
 
@@ -153,14 +156,15 @@ def _load_demo(env: dict[str, str], data_dir: Path, residents: int) -> None:
             fail(f"{what} failed:\n{result.stdout}{result.stderr}")
 
 
-def _demo_key(env: dict[str, str], data_dir: Path) -> str:
-    """The demo operator key, kept in .data (local development only; mode 0600)."""
-    key_file = data_dir / "demo-operator.key"
+def _demo_key(env: dict[str, str], data_dir: Path, role: str = "operator") -> str:
+    """The demo key of a role (operator, portal), kept in .data (local development only; mode 0600)."""
+    client = DEMO_CLIENT if role == "operator" else f"demo-{role}"
+    key_file = data_dir / f"{client}.key"
     if key_file.exists():
         return key_file.read_text().strip()
-    _halsosamtal("clients", "revoke", DEMO_CLIENT, env=env, check=False)
-    name = f"{DEMO_CLIENT}-{int(time.time())}"
-    result = _halsosamtal("clients", "create", name, "--role", "operator", "--json", env=env)
+    _halsosamtal("clients", "revoke", client, env=env, check=False)
+    name = f"{client}-{int(time.time())}"
+    result = _halsosamtal("clients", "create", name, "--role", role, "--json", env=env)
     import json
 
     key = str(json.loads(result.stdout)["key"])
@@ -180,6 +184,24 @@ def _wait_ready(url: str, timeout: float = 60) -> bool:
             pass
         time.sleep(0.3)
     return False
+
+
+DEMO_RESIDENT = "19860412-1023"
+"""A personnummer for the printed example (any valid number works with ``dev token``)."""
+
+
+def _resident_tokens_from(settings: Settings) -> str:
+    """Where the API takes residents' tokens from, in a line; makes the development identity
+    provider's key the first time, so a token from ``dev token`` verifies at once."""
+    from halsosamtal.access import dev_idp
+    from halsosamtal.access.tokens import dev_idp_dir
+
+    if settings.portal_identity == "asserted":
+        return "asserted (HALSOSAMTAL_PORTAL_IDENTITY=asserted): the body names the resident"
+    if settings.resident_token_jwks_url or settings.resident_token_jwks_file:
+        return f"verified with {settings.resident_token_jwks_url or settings.resident_token_jwks_file}"
+    dev_idp.ensure_keys(dev_idp_dir(settings))
+    return "the development identity provider (halsosamtal dev token PNR)"
 
 
 @app.command("run")
@@ -206,6 +228,8 @@ def run(
         console.print(f"loading the demo region ({residents} residents, seed {DEMO_SEED}) the first time:")
         _load_demo(env, settings.data_dir, residents)
     key = _demo_key(env, settings.data_dir)
+    portal_key = _demo_key(env, settings.data_dir, "portal")
+    tokens_from = _resident_tokens_from(settings)
 
     children = [
         subprocess.Popen(  # noqa: S603 - our own CLI
@@ -241,6 +265,11 @@ def run(
                 f"  readiness:     {base}/readyz\n"
                 f"  operator key:  {key}\n"
                 f"  try:           curl -H 'Authorization: Bearer {key}' {base}/v1/care-units\n"
+                f"  portal key:    {portal_key}\n"
+                f"  as a resident: curl -X POST -H 'Authorization: Bearer {portal_key}' "
+                f'-H "X-Resident-Token: $(halsosamtal dev token {DEMO_RESIDENT})" '
+                f"-H 'Content-Type: application/json' -d '{{}}' {base}/v1/portal/access-log\n"
+                f"  resident tokens: {tokens_from}\n"
                 f"Press Ctrl-C to stop.",
                 soft_wrap=True,
             )
