@@ -80,6 +80,12 @@ def settings(database_url: str, endpoints: infra.Endpoints, idp: TestIdp) -> Set
         resident_token_jwks_file=idp.jwks_file,
         resident_token_issuer=tokens.ISSUER,
         resident_token_audience=tokens.AUDIENCE,
+        # Every test speaks from one address with many clients: the limits get tests of their own
+        # (tests/access/test_doors.py).
+        rate_limit_failed_auth="100000/minute",
+        rate_limit_operator="100000/minute",
+        rate_limit_portal="100000/minute",
+        rate_limit_ehr="100000/minute",
     )
 
 

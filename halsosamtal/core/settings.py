@@ -172,6 +172,29 @@ class Settings(BaseSettings):
         30, ge=1, description="At most one fetch per this many seconds on an unknown kid."
     )
 
+    rate_limits: bool = Field(
+        True, description="Per-client and failed-authentication rate limits (counters in Redis)."
+    )
+    rate_limit_operator: str = Field(
+        "1200/minute", description="Requests per operator client (limits notation)."
+    )
+    rate_limit_portal: str = Field(
+        "12000/minute", description="Requests per portal client: one portal speaks for a region's residents."
+    )
+    rate_limit_ehr: str = Field("3000/minute", description="Requests per EHR client.")
+    rate_limit_failed_auth: str = Field(
+        "20/minute", description="Requests with a missing, unknown or revoked key, per source address."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="The largest request body (413 beyond it), imports aside."
+    )
+    max_import_bytes: int = Field(
+        512 * 1_048_576,
+        ge=1024,
+        description="The largest body of a CSV import (POST /residents/import, /care-units/import, "
+        "/reports/cni).",
+    )
+
     @model_validator(mode="after")
     def _queue_follows_the_database(self) -> Settings:
         if not self.queue_name:
@@ -229,6 +252,17 @@ class Settings(BaseSettings):
                         "messages carry personal numbers and phone numbers"
                     )
         return self
+
+    @field_validator("rate_limit_operator", "rate_limit_portal", "rate_limit_ehr", "rate_limit_failed_auth")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate such as '600/minute' or '10/second': {value!r}") from exc
+        return value
 
     @model_validator(mode="after")
     def _resident_tokens_are_whole(self) -> Settings:

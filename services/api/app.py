@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
+from halsosamtal.access.doors import Doors
 from halsosamtal.core.http import install_error_handlers, refuse_unknown_query
 from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import Resources, open_resources
@@ -75,6 +76,9 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         redoc_url=None,
         dependencies=[Depends(refuse_unknown_query)],
     )
+    # Inside RequestContext (added by install_error_handlers, so outermost): a refusal at the
+    # door has its request id.
+    app.add_middleware(Doors)
     install_error_handlers(app)
     install_docs(app)
     app.include_router(health.router)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
@@ -21,6 +21,9 @@ class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
     database: Literal["ok", "unavailable"]
     redis: Literal["ok", "unavailable"]
+    rate_limits: Literal["enforced", "fail-open", "off"] = Field(
+        description="Rate limits count in Redis; while it does not answer they fail open (requests go on)"
+    )
 
 
 @router.get("/healthz", operation_id="healthz", response_model=Health)
@@ -56,5 +59,8 @@ async def readyz(request: Request) -> JSONResponse:
 
     db, rd = await asyncio.gather(check(database), check(redis))
     ready = db == "ok" and rd == "ok"
-    body = Readiness(status="ready" if ready else "unavailable", database=db, redis=rd)
+    limits = (
+        "off" if not request.app.state.settings.rate_limits else "enforced" if rd == "ok" else "fail-open"
+    )
+    body = Readiness(status="ready" if ready else "unavailable", database=db, redis=rd, rate_limits=limits)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
