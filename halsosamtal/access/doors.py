@@ -2,13 +2,12 @@
 
 A pure ASGI middleware, in this order, for every request under ``/v1``:
 
-1. A source address with too many failed authentications lately (``rate_limit_failed_auth``)
-   gets 429 at once, before its key is even looked at.
-2. The API key (``Authorization: Bearer``) is authenticated: a missing, unknown or revoked one
-   is 401, and counts as a failure of that address. Authentication therefore comes before the
-   body is parsed: a malformed body from someone without a key is a 401, never a 422.
-3. The client's own rate (``rate_limit_<role>``) is counted: over it, 429.
-4. The body's size: a ``Content-Length`` over the limit is 413 before anything is read; a body
+1. The API key (``Authorization: Bearer``) is authenticated: a missing, unknown or revoked one
+   is 401 and counts as a failure of its source address; past ``rate_limit_failed_auth`` such
+   requests get 429 instead (a valid key from that address still passes). Authentication
+   therefore comes before the body is parsed: a malformed body without a key is 401, never 422.
+2. The client's own rate (``rate_limit_<role>``) is counted: over it, 429.
+3. The body's size: a ``Content-Length`` over the limit is 413 before anything is read; a body
    without one (chunked) is counted as it streams and cut off at the limit with 413. The CSV
    imports have a larger limit of their own (``max_import_bytes``) and stream.
 
@@ -97,7 +96,7 @@ class Window:
 class Limiter:
     """Counters in Redis, failing open while Redis does not answer."""
 
-    def __init__(self, settings: Settings, redis_url: str) -> None:
+    def __init__(self, settings: Settings, redis_url: str, *, prefix: str | None = None) -> None:
         self.enabled = settings.rate_limits
         self.roles: dict[str, RateLimitItem] = {
             "operator": parse(settings.rate_limit_operator),
@@ -109,7 +108,7 @@ class Limiter:
         self.storage = RedisStorage(
             uri,
             implementation="redispy",
-            key_prefix=f"halsosamtal:{settings.database}:limits",
+            key_prefix=prefix or f"halsosamtal:{settings.database}:limits",
             socket_timeout=REDIS_TIMEOUT_S,
             socket_connect_timeout=REDIS_TIMEOUT_S,
         )
@@ -156,20 +155,6 @@ class Limiter:
         self._recovered()
         return Window(item, int(count), max(1, math.ceil(expiry - time.time())))
 
-    async def peek(self, item: RateLimitItem, *ids: str) -> Window | None:
-        """The counter without counting (None as for ``hit``)."""
-        if not self._available():
-            return None
-        key = item.key_for(*ids)
-        try:
-            count = await self.storage.get(key)
-            expiry = await self.storage.get_expiry(key) if count else time.time() + item.get_expiry()
-        except Exception as exc:  # as in hit
-            self._failed(exc)
-            return None
-        self._recovered()
-        return Window(item, int(count), max(1, math.ceil(expiry - time.time())))
-
 
 def limiter_of(app: Any) -> Limiter | None:
     """The app's limiter (made on first use from its settings and Redis), or None before the
@@ -186,6 +171,18 @@ def limiter_of(app: Any) -> Limiter | None:
             )
         found = state.limiter = Limiter(settings, url)
     return found if isinstance(found, Limiter) else None
+
+
+def rate_limits_state(app: Any, redis_answers: bool) -> LimitsState:
+    """What ``/readyz`` says of the limits: off, enforced, or failing open (Redis does not answer
+    the probe, or the limiter's last try failed)."""
+    settings: Settings = app.state.settings
+    if not settings.rate_limits:
+        return "off"
+    limiter = getattr(app.state, "limiter", None)
+    if not redis_answers or (isinstance(limiter, Limiter) and limiter.state == "fail-open"):
+        return "fail-open"
+    return "enforced"
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -240,23 +237,23 @@ class Doors:
 
     async def _authenticate(self, scope: Scope, app: Any) -> Window | None:
         limiter = limiter_of(app)
-        address = (scope.get("client") or ("unknown", 0))[0]
-        if limiter is not None:
-            seen = await limiter.peek(limiter.failed_auth, "failed-auth", address)
-            if seen is not None and seen.count >= limiter.failed_auth.amount:
-                raise TooManyFailedAuthentications(
-                    f"too many requests without a valid API key from this address; try again in "
-                    f"{seen.reset_s} s",
-                    retry_after=seen.reset_s,
-                )
         key = _bearer(scope)
         principal: Principal | None = None
         if key is not None:
             async with app.state.sessionmaker() as session:
                 principal = await authenticate(session, key)
         if principal is None:
-            if limiter is not None:
-                await limiter.hit(limiter.failed_auth, "failed-auth", address)
+            # A valid key always passes (a portal behind the same proxy as a prober is not shut
+            # out); failures are counted per address, and past the limit answered with 429.
+            address = (scope.get("client") or ("unknown", 0))[0]
+            failures = await limiter.hit(limiter.failed_auth, "failed-auth", address) if limiter else None
+            if failures is not None and failures.exceeded:
+                raise TooManyFailedAuthentications(
+                    f"too many requests without a valid API key from this address; try again in "
+                    f"{failures.reset_s} s",
+                    retry_after=failures.reset_s,
+                    window=failures,
+                )
             raise Unauthenticated(
                 "send an API key as `Authorization: Bearer <key>`"
                 if key is None

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from halsosamtal.access.doors import rate_limits_state
+
 router = APIRouter(tags=["health"])
 
 
@@ -59,8 +61,6 @@ async def readyz(request: Request) -> JSONResponse:
 
     db, rd = await asyncio.gather(check(database), check(redis))
     ready = db == "ok" and rd == "ok"
-    limits = (
-        "off" if not request.app.state.settings.rate_limits else "enforced" if rd == "ok" else "fail-open"
-    )
+    limits = rate_limits_state(request.app, rd == "ok")
     body = Readiness(status="ready" if ready else "unavailable", database=db, redis=rd, rate_limits=limits)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
