@@ -176,12 +176,12 @@ class Settings(BaseSettings):
         True, description="Per-client and failed-authentication rate limits (counters in Redis)."
     )
     rate_limit_operator: str = Field(
-        "1200/minute", description="Requests per operator client (limits notation)."
+        "6000/minute", description="Requests per operator client (limits notation)."
     )
     rate_limit_portal: str = Field(
-        "12000/minute", description="Requests per portal client: one portal speaks for a region's residents."
+        "30000/minute", description="Requests per portal client: one portal speaks for a region's residents."
     )
-    rate_limit_ehr: str = Field("3000/minute", description="Requests per EHR client.")
+    rate_limit_ehr: str = Field("6000/minute", description="Requests per EHR client.")
     rate_limit_failed_auth: str = Field(
         "20/minute", description="Requests with a missing, unknown or revoked key, per source address."
     )

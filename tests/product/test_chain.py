@@ -851,6 +851,49 @@ def test_clients_are_listed_and_a_revoked_key_stops_working(product: Product) ->
     assert "product-doomed" not in {c["name"] for c in active}
 
 
+def test_a_rotated_key_overlaps_the_one_before(product: Product) -> None:
+    """``clients rotate``: a new key, shown once; the key before works until the overlap ends,
+    and with no overlap it stops at once."""
+    before = product.key("product-rotating", "operator")
+    printed = product.cli("clients", "rotate", "product-rotating", "--overlap-hours", "1")
+    text = words(printed.stdout)
+    assert "shown once" in text
+    assert "works until" in text
+    new_key = printed.stdout.strip().splitlines()[-1].strip()
+    assert new_key.startswith("hs_")
+    assert new_key != before["Authorization"].removeprefix("Bearer ")
+    newer = {"Authorization": f"Bearer {new_key}"}
+    expect(product.api.get("/v1/care-units", headers=before), 200)
+    expect(product.api.get("/v1/care-units", headers=newer), 200)
+    again = json.loads(
+        product.cli("clients", "rotate", "product-rotating", "--overlap-hours", "0", "--json").stdout
+    )
+    assert expect(product.api.get("/v1/care-units", headers=before), 401)["code"] == "unauthenticated"
+    assert expect(product.api.get("/v1/care-units", headers=newer), 401)["code"] == "unauthenticated"
+    latest = {"Authorization": f"Bearer {again['key']}"}
+    answer = product.api.get("/v1/care-units", headers=latest)
+    expect(answer, 200)
+    assert int(answer.headers["RateLimit-Remaining"]) < int(answer.headers["RateLimit-Limit"])
+
+
+def test_a_burst_of_bad_keys_from_one_address_is_throttled(product: Product) -> None:
+    """Past the failed-authentication rate (20 a minute by default) an address gets 429 with
+    Retry-After; a valid key from it still passes. The address is the one the proxy names
+    (``X-Forwarded-For`` from a trusted proxy, here the loopback), so this test has its own."""
+    prober = {"X-Forwarded-For": "203.0.113.77", "Authorization": "Bearer hs_guessing"}
+    answers = [product.api.get("/v1/care-units", headers=prober).status_code for _ in range(25)]
+    assert answers[:20] == [401] * 20
+    assert answers[20:] == [429] * 5
+    throttled = product.api.get("/v1/care-units", headers=prober)
+    assert expect(throttled, 429)["code"] == "too-many-failed-authentications"
+    assert int(throttled.headers["Retry-After"]) >= 1
+    assert throttled.headers["RateLimit-Limit"] == "20"
+    ok = product.api.get("/v1/care-units", headers={**product.operator, "X-Forwarded-For": "203.0.113.77"})
+    expect(ok, 200)
+    ready = expect(product.api.get("/readyz"), 200)
+    assert ready["rate_limits"] == "enforced"
+
+
 # --- The access log of personal data -------------------------------------------------------------
 
 CLINICIAN = "SE2321000131-P000000000042"
