@@ -114,6 +114,7 @@ class Limiter:
         )
         self._down_until = 0.0
         self._down = False
+        self._ends: dict[str, float] = {}
 
     @property
     def state(self) -> LimitsState:
@@ -147,13 +148,20 @@ class Limiter:
             return None
         key = item.key_for(*ids)
         try:
-            count = await self.storage.incr(key, item.get_expiry())
-            expiry = await self.storage.get_expiry(key)
+            count = int(await self.storage.incr(key, item.get_expiry()))
+            # One round trip in the steady state: a window's end is known from its first hit
+            # (this process's, or asked of Redis once).
+            ends = time.time() + item.get_expiry() if count == 1 else self._ends.get(key)
+            if ends is None or ends <= time.time():
+                ends = await self.storage.get_expiry(key)
         except Exception as exc:  # any failure of the counter store: fail open, never a 500
             self._failed(exc)
             return None
+        if len(self._ends) > 50_000:
+            self._ends.clear()
+        self._ends[key] = ends
         self._recovered()
-        return Window(item, int(count), max(1, math.ceil(expiry - time.time())))
+        return Window(item, count, max(1, math.ceil(ends - time.time())))
 
 
 def limiter_of(app: Any) -> Limiter | None:

@@ -162,7 +162,8 @@ def _demo_key(env: dict[str, str], data_dir: Path, role: str = "operator") -> st
     key_file = data_dir / f"{client}.key"
     if key_file.exists():
         return key_file.read_text().strip()
-    _halsosamtal("clients", "revoke", client, env=env, check=False)
+    if role == "operator":  # the name of keys made before the names had a timestamp
+        _halsosamtal("clients", "revoke", client, env=env, check=False)
     name = f"{client}-{int(time.time())}"
     result = _halsosamtal("clients", "create", name, "--role", role, "--json", env=env)
     import json
