@@ -131,20 +131,29 @@ class Trail:
     operation: str
     enabled: bool = True
     _pending: dict[Action, set[int]] = field(default_factory=dict)
+    _runs: list[tuple[Action, Mapping[str, Any]]] = field(default_factory=list)
 
     def add(self, action: Action, resident_ids: Iterable[int | None]) -> None:
         self._pending.setdefault(action, set()).update(i for i in resident_ids if i is not None)
 
+    def add_run(self, action: Action, detail: Mapping[str, Any]) -> None:
+        """An automated run over many residents started by this request (see ``record_run``)."""
+        self._runs.append((action, detail))
+
     @property
     def pending(self) -> bool:
-        return any(self._pending.values())
+        return any(self._pending.values()) or bool(self._runs)
 
     async def flush(self, session: AsyncSession, *, outcome: str = "ok") -> int:
         written = 0
         if self.enabled:
             for action, ids in self._pending.items():
                 written += await record(session, self.who, self.operation, action, ids, outcome=outcome)
+            for action, detail in self._runs:
+                await record_run(session, self.who, self.operation, action, detail)
+                written += 1
         self._pending.clear()
+        self._runs.clear()
         return written
 
 

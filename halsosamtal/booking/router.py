@@ -106,13 +106,13 @@ async def list_slots(
     principal: OperatorOrEhr,
     first_day: FirstDay,
     last_day: LastDay,
-    state: Annotated[SlotState | None, Query(description="Only free, booked or withdrawn times")] = None,
+    status: Annotated[SlotState | None, Query(description="Only free, booked or withdrawn times")] = None,
     limit: Limit = 200,
     cursor: Cursor = None,
 ) -> Page[SlotOut]:
     """The unit's times in a range of days, by start, in Swedish local time."""
     return await slots.list_slots(
-        session, unit.id, first_day=first_day, last_day=last_day, state=state, limit=limit, cursor=cursor
+        session, unit.id, first_day=first_day, last_day=last_day, state=status, limit=limit, cursor=cursor
     )
 
 

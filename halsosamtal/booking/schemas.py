@@ -95,7 +95,7 @@ class SlotOut(BaseModel):
     starts_at: LocalTime = Field(description="Swedish local time with its offset")
     ends_at: LocalTime
     resource: str
-    state: SlotState
+    status: SlotState
     appointment_id: int | None = Field(None, description="The appointment holding the time, if any")
 
 
@@ -105,6 +105,7 @@ class FreeSlot(BaseModel):
     id: int
     starts_at: LocalTime = Field(description="Swedish local time with its offset")
     ends_at: LocalTime
+    resource: str = Field(description="Who or what the time is with, as the booking will show it")
     care_unit_name: str
     care_unit: str
 
@@ -159,11 +160,24 @@ class BookRequest(ResidentNamed):
 
 
 class MoveRequest(ResidentNamed):
+    invitation_id: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="`id` of the resident's invitation, as in search and book; optional here, "
+        "and when sent it must be the appointment's (422 `appointment-of-other-invitation`)",
+    )
     slot_id: int = Field(ge=1, le=MAX_ID, description="The new time")
 
 
 class PortalCancelRequest(ResidentNamed):
-    pass
+    invitation_id: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="`id` of the resident's invitation; optional, and when sent it must be the "
+        "appointment's (422 `appointment-of-other-invitation`)",
+    )
 
 
 class CentreCancelRequest(StrictModel):

@@ -80,6 +80,10 @@ class SlotWithdrawn(Conflict):
     code = "slot-withdrawn"
 
 
+class AppointmentOfOtherInvitation(InvalidInput):
+    code = "appointment-of-other-invitation"
+
+
 class SlotNotBookable(InvalidInput):
     """The time exists but breaks a booking rule; ``code`` says which."""
 
@@ -335,7 +339,7 @@ async def search_free(
     rows = (
         await session.execute(
             text("""
-SELECT s.id, s.starts_at, s.ends_at, u.name AS unit_name, u.hsa_id
+SELECT s.id, s.starts_at, s.ends_at, s.resource, u.name AS unit_name, u.hsa_id
 FROM slots s JOIN care_units u ON u.id = s.care_unit_id
 WHERE s.care_unit_id = :unit AND s.withdrawn_at IS NULL AND s.held_by IS NULL
   AND s.starts_at >= :earliest AND s.starts_at < :latest
@@ -359,6 +363,7 @@ LIMIT :limit
             id=r.id,
             starts_at=clock.local(r.starts_at),
             ends_at=clock.local(r.ends_at),
+            resource=r.resource,
             care_unit_name=r.unit_name,
             care_unit=r.hsa_id,
         )
@@ -536,8 +541,11 @@ def _check_not_started(appointment: Any) -> None:
         )
 
 
-async def _resident_appointment(session: AsyncSession, personnummer: str, appointment_id: int) -> Any:
-    """The resident's own appointment, its invitation locked first; 404 otherwise."""
+async def _resident_appointment(
+    session: AsyncSession, personnummer: str, appointment_id: int, invitation_id: int | None = None
+) -> Any:
+    """The resident's own appointment, its invitation locked first; 404 otherwise. When the
+    caller names the invitation too, it must be the appointment's (422 otherwise)."""
     await lock_invitation_of(session, appointment_id)
     row = (
         await session.execute(
@@ -552,15 +560,26 @@ async def _resident_appointment(session: AsyncSession, personnummer: str, appoin
     ).first()
     if row is None:
         raise AppointmentNotFound("the resident has no such appointment")
+    if invitation_id is not None and invitation_id != row.invitation_id:
+        raise AppointmentOfOtherInvitation(
+            f"appointment {appointment_id} is for invitation {row.invitation_id}, not {invitation_id}",
+            field="invitation_id",
+        )
     return row
 
 
 async def move(
-    session: AsyncSession, personnummer: str, appointment_id: int, slot_id: int, *, actor: str
+    session: AsyncSession,
+    personnummer: str,
+    appointment_id: int,
+    slot_id: int,
+    *,
+    actor: str,
+    invitation_id: int | None = None,
 ) -> AppointmentOut:
     """Move a booked appointment to another time in one step: the old time is free and the new
     one held when this commits, or nothing changed (409 ``slot-taken``)."""
-    appointment = await _resident_appointment(session, personnummer, appointment_id)
+    appointment = await _resident_appointment(session, personnummer, appointment_id, invitation_id)
     if appointment.status != "booked":
         raise AppointmentNotBooked(
             f"the appointment is {appointment.status}; only a booked time can be moved"
@@ -679,11 +698,16 @@ async def _cancel(
 
 
 async def cancel_by_resident(
-    session: AsyncSession, personnummer: str, appointment_id: int, *, actor: str
+    session: AsyncSession,
+    personnummer: str,
+    appointment_id: int,
+    *,
+    actor: str,
+    invitation_id: int | None = None,
 ) -> AppointmentOut:
     """The resident cancels their time: it is free at once, the invitation is open again, and a
     cancellation confirmation goes out. Cancelling a cancelled time answers the same."""
-    appointment = await _resident_appointment(session, personnummer, appointment_id)
+    appointment = await _resident_appointment(session, personnummer, appointment_id, invitation_id)
     if appointment.status == "booked":
         _check_not_started(appointment)
         await _cancel(

@@ -245,7 +245,7 @@ def _slot_out(row: Any) -> SlotOut:
         starts_at=clock.local(row.starts_at),
         ends_at=clock.local(row.ends_at),
         resource=row.resource,
-        state=row.state,
+        status=row.state,
         appointment_id=row.appointment_id,
     )
 

@@ -114,11 +114,21 @@ def _answer(result: BaseModel | Answer, default_status: int) -> tuple[Any, int]:
     return result.model_dump(mode="json"), default_status
 
 
-def _replay(status: int, body: Any) -> Response:
+Locate = Callable[[Any], str]
+"""The URL of what a 201 created, from its JSON body (the ``Location`` header)."""
+
+
+def _located(body: Any, status: int, locate: Locate | None) -> dict[str, str]:
+    if locate is None or status not in (201, 202):
+        return {}
+    return {"Location": locate(body)}
+
+
+def _replay(status: int, body: Any, locate: Locate | None) -> Response:
     headers = {REPLAYED_HEADER: "true"}
     if status >= 400:
         return ProblemResponse(body, status_code=status, headers=headers)
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers | _located(body, status, locate))
 
 
 async def idempotent(
@@ -130,8 +140,12 @@ async def idempotent(
     action: Callable[[], Awaitable[BaseModel | Answer]],
     *,
     status_code: int = 200,
+    locate: Locate | None = None,
 ) -> Response:
     """Run ``action`` once per (``client_id``, key) and answer with its result as JSON.
+
+    ``locate`` gives a created resource's URL from the answer's body: a 201 (or 202), first
+    time or replayed, carries it as ``Location``.
 
     Without a key the action simply runs. Domain errors become problem responses here (and are
     stored), so the caller's transaction commits the key with the refusal; the action's own
@@ -139,7 +153,7 @@ async def idempotent(
     """
     if key is None:
         body, status = _answer(await action(), status_code)
-        return JSONResponse(body, status_code=status)
+        return JSONResponse(body, status_code=status, headers=_located(body, status, locate))
     method, path = request.method, request.url.path
     params = {
         "client_id": client_id,
@@ -159,7 +173,7 @@ async def idempotent(
                 "body; use a new key for a new request",
                 field="Idempotency-Key",
             )
-        return _replay(stored.status_code, stored.response)
+        return _replay(stored.status_code, stored.response, locate)
     try:
         async with session.begin_nested():
             result = await action()
@@ -169,7 +183,7 @@ async def idempotent(
         return ProblemResponse(body, status_code=status)
     answer, status = _answer(result, status_code)
     await session.execute(_STORE, {**params, "status": status, "response": orjson.dumps(answer).decode()})
-    return JSONResponse(answer, status_code=status)
+    return JSONResponse(answer, status_code=status, headers=_located(answer, status, locate))
 
 
 async def prune(session: AsyncSession, *, older_than_hours: int) -> int:

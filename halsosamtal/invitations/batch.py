@@ -23,9 +23,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from halsosamtal.core import clock
+from halsosamtal.core.errors import Conflict
 from halsosamtal.invitations.pacing import Allocation, first_send_day, level, weekly_room, weeks_of
 from halsosamtal.programmes.models import ProgrammeYear
-from halsosamtal.programmes.service import get_year
+from halsosamtal.programmes.service import get_year, require_year
 
 # Advisory lock namespace for batch runs (the second key is the year).
 BATCH_LOCK = 7_364_001
@@ -76,6 +78,25 @@ def uninvited(ages: list[int]) -> str:
     )
 
 
+class YearOver(Conflict):
+    """A batch for a year whose last sending day has passed: it would invite no one."""
+
+    code = "programme-year-over"
+
+
+def check_year_open(year: int, as_of: dt.date) -> None:
+    """Invitations of a year are sent in that year's weeks; once the year is over a batch
+    would invite no one, so it is refused with the reason instead of running empty."""
+    if as_of > dt.date(year, 12, 31):
+        raise YearOver(
+            f"{year} is over (as of {as_of.isoformat()}): invitations of {year} are sent in "
+            f"{year}'s weeks, so a batch now would invite no one; residents of {year} who were "
+            "never invited can no longer be",
+            field="year",
+            year=year,
+        )
+
+
 @dataclass(frozen=True)
 class UnitMonth:
     """One line of the plan: a unit's invitations in a month, with the room it has."""
@@ -119,7 +140,8 @@ def _params(programme: ProgrammeYear, as_of: dt.date) -> dict[str, Any]:
 async def plan(session: AsyncSession, year: int, as_of: dt.date) -> BatchPlan:
     """The plan for the residents not yet invited: per unit, how many go out in which week.
     Reads only."""
-    programme = await get_year(session, year)
+    programme = await require_year(session, year)
+    check_year_open(year, as_of)
     params = _params(programme, as_of)
     weeks = weeks_of(year, as_of)
     uptake = Decimal(programme.expected_uptake)
@@ -371,7 +393,8 @@ async def new_batch(
     """Record a batch run: 'queued' for the worker to carry out, or, ``inline``, 'running' in
     the process that asked (the CLI), which the worker never picks up: a command that fails
     leaves nothing behind that acts on its own."""
-    await get_year(session, year)
+    await require_year(session, year)
+    check_year_open(year, as_of or clock.local_today())
     batch_id = await session.scalar(
         text(
             "INSERT INTO batch_runs (year, requested_by, as_of, state, started_at) "

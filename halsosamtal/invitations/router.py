@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from halsosamtal.access.dependencies import Operator
@@ -26,7 +25,7 @@ Status = Literal["planned", "open", "booked", "completed", "declined", "withdraw
     "/batches/plan",
     operation_id="plan_batch",
     response_model=PlanOut,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 409, 422),
 )
 async def plan_batch(
     session: Session,
@@ -44,7 +43,7 @@ async def plan_batch(
     operation_id="start_batch",
     response_model=BatchOut,
     status_code=202,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 409, 422),
 )
 async def start_batch(
     body: BatchRequest,
@@ -61,12 +60,16 @@ async def start_batch(
         batch_id = await batch.new_batch(session, body.year, actor=principal.name, as_of=body.as_of)
         return await service.get_batch(session, batch_id)
 
-    answer = await idempotent(
-        session, request, principal.client_id, idempotency_key, body, start, status_code=202
+    return await idempotent(
+        session,
+        request,
+        principal.client_id,
+        idempotency_key,
+        body,
+        start,
+        status_code=202,
+        locate=lambda batch: f"/v1/batches/{batch['id']}",
     )
-    if answer.status_code == 202:
-        answer.headers["Location"] = f"/v1/batches/{orjson.loads(bytes(answer.body))['id']}"
-    return answer
 
 
 @router.get(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
 from halsosamtal.core.http import Decimalish, LocalTime, StrictModel
 
@@ -18,7 +18,9 @@ class BatchRequest(StrictModel):
 class BatchOut(BaseModel):
     id: int
     year: int
-    state: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed"] = Field(
+        validation_alias=AliasChoices("status", "state")
+    )
     requested_by: str
     total: int = Field(description="Invitations the run planned")
     done: int = Field(description="Of those, written so far")
@@ -52,7 +54,7 @@ class InvitationOut(BaseModel):
     id: int
     year: int
     age: int
-    personnummer: str
+    personnummer: str = Field(description="YYYYMMDD-NNNC")
     care_unit: str
     status: str
     planned_send_on: dt.date

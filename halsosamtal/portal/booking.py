@@ -93,7 +93,14 @@ async def book(
         return done
 
     return await idempotent(
-        session, request, principal.client_id, idempotency_key, on_behalf(body, who), book, status_code=201
+        session,
+        request,
+        principal.client_id,
+        idempotency_key,
+        on_behalf(body, who),
+        book,
+        status_code=201,
+        locate=lambda appointment: f"/v1/appointments/{appointment['id']}",
     )
 
 
@@ -119,7 +126,14 @@ async def move_booking(
     who = resident.named(body.personnummer)
 
     async def move() -> AppointmentOut:
-        done = await service.move(session, who, appointment_id, body.slot_id, actor=principal.name)
+        done = await service.move(
+            session,
+            who,
+            appointment_id,
+            body.slot_id,
+            actor=principal.name,
+            invitation_id=body.invitation_id,
+        )
         audit.add("update", await ids_by_personnummer(session, [who]))
         return done
 
@@ -150,7 +164,9 @@ async def cancel_booking(
     who = resident.named(body.personnummer)
 
     async def cancel() -> AppointmentOut:
-        done = await service.cancel_by_resident(session, who, appointment_id, actor=principal.name)
+        done = await service.cancel_by_resident(
+            session, who, appointment_id, actor=principal.name, invitation_id=body.invitation_id
+        )
         audit.add("update", await ids_by_personnummer(session, [who]))
         return done
 

@@ -44,6 +44,7 @@ async def set_programme_year(
     out, created = await service.set_year(session, year, rules, actor=principal.name)
     if created:
         response.status_code = 201
+        response.headers["Location"] = f"/v1/programme-years/{year}"
     return out
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.core.errors import InvalidInput, NotFound
+from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
 from halsosamtal.programmes.models import ProgrammeYear, ProgrammeYearRevision
 from halsosamtal.programmes.schemas import ProgrammeRevisionOut, ProgrammeRules, ProgrammeYearOut
 
@@ -51,6 +51,27 @@ async def get_year(session: AsyncSession, year: int) -> ProgrammeYear:
     row = await session.get(ProgrammeYear, year)
     if row is None:
         raise NotFound(f"no programme is set for {year}; set one with `halsosamtal programme set`")
+    return row
+
+
+class NoProgrammeYear(Conflict):
+    """Work that needs a year's rules was asked for a year that has none."""
+
+    code = "no-programme-year"
+
+
+async def require_year(session: AsyncSession, year: int) -> ProgrammeYear:
+    """The year's rules for work that needs them: 409 ``no-programme-year`` naming the year
+    (a client that asks for a batch did nothing wrong in its request; the region has not set
+    the year up yet)."""
+    row = await session.get(ProgrammeYear, year)
+    if row is None:
+        raise NoProgrammeYear(
+            f"no programme is set for {year}: set its rules first "
+            f"(PUT /v1/programme-years/{year}, or `halsosamtal programme set {year}`)",
+            field="year",
+            year=year,
+        )
     return row
 
 

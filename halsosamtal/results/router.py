@@ -70,7 +70,15 @@ async def post_result(
         audit.add(action, await service.resident_ids(session, [result.id]))
         return Answer(result, status)
 
-    return await idempotent(session, request, principal.client_id, idempotency_key, body, post)
+    return await idempotent(
+        session,
+        request,
+        principal.client_id,
+        idempotency_key,
+        body,
+        post,
+        locate=lambda result: f"/v1/results/{result['id']}",
+    )
 
 
 @router.post(

@@ -59,7 +59,7 @@ async def test_a_booked_time_is_withdrawn_only_after_the_centre_cancels_it(
         "booking_cancelled",
         "planned",
     )
-    assert (await api.delete(f"{where.slots_url}/{slot}", headers=where.ehr)).json()["state"] == "withdrawn"
+    assert (await api.delete(f"{where.slots_url}/{slot}", headers=where.ehr)).json()["status"] == "withdrawn"
     await assert_slots_agree_with_appointments(sessionmaker)
 
 
@@ -224,7 +224,7 @@ async def test_a_resident_who_dies_has_their_time_freed(
     await lifecycle.withdraw_all(sessionmaker, dt.date(2027, 2, 2), actor="worker")
     assert await invitation_status(sessionmaker, person.invitation_id) == "withdrawn"
     slot_now = (await api.get(f"{where.slots_url}/{slot}", headers=where.ehr)).json()
-    assert slot_now["state"] == "free"
+    assert slot_now["status"] == "free"
     history = (await api.get(f"/v1/appointments/{appointment}", headers=where.ehr)).json()["events"]
     assert history[-1]["to_status"] == "cancelled"
     assert "died" in history[-1]["reason"]

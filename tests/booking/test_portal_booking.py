@@ -43,6 +43,8 @@ async def test_book_move_and_cancel_with_their_messages(
     assert found.status_code == 200, found.text
     assert [s["id"] for s in found.json()["items"]] == [first, second, third]
     assert found.json()["items"][0]["starts_at"] == MAR2[0]
+    # A search shows the time as the booking will: with its resource.
+    assert {"resource", "care_unit", "care_unit_name"} <= set(found.json()["items"][0])
 
     booked = await api.post(
         BOOK,
@@ -51,6 +53,8 @@ async def test_book_move_and_cancel_with_their_messages(
     )
     assert booked.status_code == 201, booked.text
     appointment = booked.json()
+    assert booked.headers["location"] == f"/v1/appointments/{appointment['id']}"
+    assert appointment["resource"] == found.json()["items"][0]["resource"]
     assert (appointment["status"], appointment["slot_id"], appointment["starts_at"]) == (
         "booked",
         first,
@@ -71,9 +75,17 @@ async def test_book_move_and_cancel_with_their_messages(
     reminder = (await messages(sessionmaker, person.invitation_id))[2]
     assert reminder.send_on == dt.date(2027, 2, 28)  # two days before
 
+    # The move takes the invitation's id like search and book do; another invitation's id is refused.
+    wrong = await api.post(
+        f"{BOOK}/{appointment['id']}/move",
+        json={"personnummer": person.pnr, "invitation_id": person.invitation_id + 1000, "slot_id": third},
+        headers=portal,
+    )
+    assert (wrong.status_code, wrong.json()["code"]) == (422, "appointment-of-other-invitation"), wrong.text
+    assert wrong.json()["errors"][0]["pointer"] == "/invitation_id"
     moved = await api.post(
         f"{BOOK}/{appointment['id']}/move",
-        json={"personnummer": person.pnr, "slot_id": third},
+        json={"personnummer": person.pnr, "invitation_id": person.invitation_id, "slot_id": third},
         headers=portal,
     )
     assert moved.status_code == 200, moved.text

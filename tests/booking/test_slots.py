@@ -45,7 +45,7 @@ async def test_a_weekly_template_gives_talk_length_times_and_skips_holidays(
         "10:15",
         "11:00",
     ]
-    assert {s["state"] for s in listed.json()["items"]} == {"free"}
+    assert {s["status"] for s in listed.json()["items"]} == {"free"}
     assert listed.json()["items"][0]["ends_at"] == "2027-05-04T08:45:00+02:00"
 
     again = await api.post(where.slots_url + "/template", json=TEMPLATE, headers=where.ehr)
@@ -172,9 +172,9 @@ async def test_withdrawing_a_free_time_keeps_it_marked_withdrawn(
     (slot_id,) = await publish(api, where, "2027-03-02T08:00:00+01:00")
     first = await api.delete(f"{where.slots_url}/{slot_id}", headers=where.ehr)
     assert first.status_code == 200
-    assert first.json()["state"] == "withdrawn"
+    assert first.json()["status"] == "withdrawn"
     assert (await api.delete(f"{where.slots_url}/{slot_id}", headers=where.ehr)).json()[
-        "state"
+        "status"
     ] == "withdrawn"
     # Publishing the same time again opens it again.
     again = await api.post(
@@ -183,5 +183,5 @@ async def test_withdrawing_a_free_time_keeps_it_marked_withdrawn(
         headers=where.ehr,
     )
     assert again.json()["reopened"] == 1
-    assert (await api.get(f"{where.slots_url}/{slot_id}", headers=where.ehr)).json()["state"] == "free"
+    assert (await api.get(f"{where.slots_url}/{slot_id}", headers=where.ehr)).json()["status"] == "free"
     assert (await api.delete(f"{where.slots_url}/999999", headers=where.ehr)).status_code == 404

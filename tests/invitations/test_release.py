@@ -227,3 +227,39 @@ def test_a_run_for_another_day_writes_that_days_date_at_the_current_time() -> No
     assert (shifted.date(), shifted.hour, shifted.minute) == (dt.date(2027, 3, 1), 10, 30)
     summer = clock.moment(dt.date(2027, 7, 1), now).astimezone(STOCKHOLM)
     assert (summer.date(), summer.hour) == (dt.date(2027, 7, 1), 10)  # wall-clock time kept over DST
+
+
+async def test_an_operator_releases_due_letters_through_the_api(
+    api: Any, operator: dict[str, str], sessionmaker: SM, make_unit: MakeUnit
+) -> None:
+    """`POST /v1/messages/release` does what `halsosamtal messages release` does, today's by default."""
+    unit = await make_unit()
+    await make_year(sessionmaker)
+    today = clock.local_today()
+    for _ in range(2):
+        await make_invitation(sessionmaker, await resident(sessionmaker, unit.id), unit.id, send_on=today)
+    await make_invitation(sessionmaker, await resident(sessionmaker, unit.id), unit.id)  # due in 2027
+
+    future = await api.post(
+        "/v1/messages/release", json={"as_of": (today + dt.timedelta(days=1)).isoformat()}, headers=operator
+    )
+    assert (future.status_code, future.json()["errors"][0]["pointer"]) == (422, "/as_of"), future.text
+
+    released = await api.post("/v1/messages/release", json={}, headers=operator)
+    assert released.status_code == 200, released.text
+    body = released.json()
+    assert (body["as_of"], body["queued"], body["opened"], body["template_errors"]) == (
+        today.isoformat(),
+        2,
+        2,
+        [],
+    )
+    statuses = await fetch(sessionmaker, "SELECT status FROM messages ORDER BY id")
+    assert [r.status for r in statuses] == ["queued", "queued", "planned"]
+    again = (await api.post("/v1/messages/release", json={}, headers=operator)).json()
+    assert (again["queued"], again["opened"]) == (0, 0)
+    run = await fetch(
+        sessionmaker,
+        "SELECT operation, action, resident_id FROM access_events WHERE operation = 'release_messages'",
+    )
+    assert [(r.action, r.resident_id) for r in run] == [("update", None), ("update", None)]

@@ -122,10 +122,12 @@ def wait_for_batch(product: Product, batch_id: int) -> dict[str, Any]:
     batch: dict[str, Any] = {}
     while time.monotonic() < deadline:
         batch = expect(product.api.get(f"/v1/batches/{batch_id}", headers=product.operator), 200)
-        if batch["state"] in ("done", "failed"):
+        if batch["status"] in ("done", "failed"):
             return batch
         time.sleep(0.5)
-    raise AssertionError(f"batch {batch_id} is still {batch.get('state')} after {BATCH_TIMEOUT_S} s: {batch}")
+    raise AssertionError(
+        f"batch {batch_id} is still {batch.get('status')} after {BATCH_TIMEOUT_S} s: {batch}"
+    )
 
 
 def held_at() -> dt.datetime:
@@ -221,7 +223,7 @@ def test_a_batch_started_over_the_api_is_run_by_the_worker_as_planned(product: P
     batch = expect(started, 202)
     assert started.headers["Location"] == f"/v1/batches/{batch['id']}"
     done = wait_for_batch(product, batch["id"])
-    assert (done["state"], done["created"], done["errors"]) == ("done", plan["total"], [])
+    assert (done["status"], done["created"], done["errors"]) == ("done", plan["total"], [])
     assert batch["id"] in [
         b["id"] for b in expect(product.api.get("/v1/batches", headers=product.operator), 200)
     ]
@@ -290,7 +292,7 @@ def test_the_cli_batch_writes_exactly_the_plan_and_again_nothing(product: Produc
     queued = product.cli("batch", "run", "--year", str(YEAR), "--as-of", TODAY.isoformat(), "--enqueue")
     batch_id = int(re.search(r"batch (\d+) queued", words(queued.stdout)).group(1))  # type: ignore[union-attr]
     done = wait_for_batch(product, batch_id)
-    assert (done["state"], done["created"]) == ("done", 0)
+    assert (done["status"], done["created"]) == ("done", 0)
 
     page = expect(
         product.api.get(
@@ -321,6 +323,10 @@ def test_messages_are_released_and_delivered_to_the_print_file(product: Product,
     )
     opened = {i["personnummer"] for i in page["items"]}
     assert {world.pnr(r) for r in ("booker", "decliner", "no-show", "patient", "walk-in")} <= opened
+
+    # The same release over the API finds nothing left to do today.
+    again = expect(product.api.post("/v1/messages/release", json={}, headers=product.operator), 200)
+    assert (again["as_of"], again["queued"], again["opened"]) == (TODAY.isoformat(), 0, 0)
 
     delivered = product.cli("messages", "deliver")
     assert "delivery:" in words(delivered.stdout)
@@ -411,7 +417,7 @@ def test_a_centre_publishes_times_from_the_cli_and_the_api(product: Product, wor
             params={
                 "first_day": TODAY.isoformat(),
                 "last_day": last.isoformat(),
-                "state": "free",
+                "status": "free",
                 "limit": 1000,
             },
             headers=ehr,
@@ -427,12 +433,12 @@ def test_a_free_time_is_read_and_withdrawn(product: Product, world: World) -> No
     ehr = product.key("product-ehr", "ehr", UNIT)
     slot = world.explicit_slots.pop()
     got = expect(product.api.get(f"/v1/care-units/{UNIT}/slots/{slot['id']}", headers=ehr), 200)
-    assert got["state"] == "free"
+    assert got["status"] == "free"
     withdrawn = expect(product.api.delete(f"/v1/care-units/{UNIT}/slots/{slot['id']}", headers=ehr), 200)
-    assert withdrawn["state"] == "withdrawn"
+    assert withdrawn["status"] == "withdrawn"
     assert (
         expect(product.api.get(f"/v1/care-units/{UNIT}/slots/{slot['id']}", headers=product.operator), 200)[
-            "state"
+            "status"
         ]
         == "withdrawn"
     )
@@ -518,7 +524,7 @@ def test_a_resident_with_a_booked_time_declines(product: Product, world: World) 
     assert (expect(declined, 200)["status"], declined.json()["appointment"]) == ("declined", None)
     ehr = product.key("product-ehr", "ehr", UNIT)
     assert (
-        expect(product.api.get(f"/v1/care-units/{UNIT}/slots/{slot['id']}", headers=ehr), 200)["state"]
+        expect(product.api.get(f"/v1/care-units/{UNIT}/slots/{slot['id']}", headers=ehr), 200)["status"]
         == "free"
     )
 

@@ -46,7 +46,7 @@ def _wait(product: Product, batch_id: int) -> dict[str, Any]:
     batch: dict[str, Any] = {}
     while time.monotonic() < deadline:
         batch = product.api.get(f"/v1/batches/{batch_id}", headers=product.operator).json()
-        if batch["state"] in ("done", "failed"):
+        if batch["status"] in ("done", "failed"):
             break
         time.sleep(0.5)
     return batch
@@ -57,24 +57,24 @@ def test_a_batch_on_a_recreated_database_is_run_while_redis_keeps_old_results(pr
     # and arq keeps the job's result for an hour.
     earlier = product.api.get("/v1/batches/1", headers=product.operator)
     by_the_worker = earlier.status_code == 200 and earlier.json()["requested_by"] != "cli"  # API-started
-    if not (by_the_worker and earlier.json()["state"] == "done"):
+    if not (by_the_worker and earlier.json()["status"] == "done"):
         _restart_on_a_new_database(product)
         first = _start_batch(product)
         assert first["id"] == 1
-        assert _wait(product, 1)["state"] == "done"
+        assert _wait(product, 1)["status"] == "done"
 
     # The same name again: batch 1 again, while Redis still remembers the first one.
     _restart_on_a_new_database(product)
     again = _start_batch(product)
     assert again["id"] == 1, "a new database numbers its batches from 1 again"
     batch = _wait(product, 1)
-    if batch["state"] != "done":
+    if batch["status"] != "done":
         r = product.redis()
         try:
             kept = sorted(k.decode() for k in r.scan_iter(match=f"arq:result:*{product.database}*"))
         finally:
             r.close()
         raise AssertionError(
-            f"batch 1 of the new database is still {batch['state']} after {BATCH_TIMEOUT_S} s; Redis "
+            f"batch 1 of the new database is still {batch['status']} after {BATCH_TIMEOUT_S} s; Redis "
             f"keeps {kept} from the dropped database, and arq does not queue a job whose id has a result"
         )

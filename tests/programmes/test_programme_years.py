@@ -16,6 +16,7 @@ async def test_put_creates_then_replaces_and_keeps_every_revision(
 ) -> None:
     created = await api.put("/v1/programme-years/2027", headers=operator, json=RULES)
     assert created.status_code == 201, created.text
+    assert created.headers["location"] == "/v1/programme-years/2027"
     body = created.json()
     assert body["target_ages"] == [40, 50, 60]
     assert body["talk_rate"] == 1000.0

@@ -74,6 +74,7 @@ async def test_a_posted_result_completes_the_invitation_with_score2_and_findings
     response = await api.post("/v1/results", json=document(invitation_id), headers=ehr)
     assert response.status_code == 201, response.text
     result = response.json()
+    assert response.headers["location"] == f"/v1/results/{result['id']}"
     assert result["change"] == "created"
     assert result["version"] == 1
     # What was posted reads back as posted: JSON numbers, not strings.
