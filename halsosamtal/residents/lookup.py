@@ -34,7 +34,8 @@ class ResidentNamed(StrictModel):
         min_length=10,
         max_length=13,
         examples=["19880320-0016"],
-        description="Optional: the resident is the one the X-Resident-Token names; when given it must "
+        description="YYYYMMDD-NNNC (or 10 or 12 digits, with or without '-' or '+'). "
+        "Optional: the resident is the one the X-Resident-Token names; when given it must "
         "be the same resident (else 403 `resident-token-other-resident`). Required only where the "
         "service runs with asserted identity (HALSOSAMTAL_PORTAL_IDENTITY=asserted, pilots).",
     )
