@@ -23,7 +23,16 @@ httpx`` shows it):
 4. search, then booking, again at half the rate measured in 2 and 3, open loop: requests leave
    on a fixed schedule whatever the answers, and latency counts from the scheduled moment, so
    queueing in the server (or the client) is not hidden (no coordinated omission);
-5. the race: 200 clients, each on its own connection, released at the same moment, book 50
+5. the access log's cost: a second server on the same database with the access log off
+   (``HALSOSAMTAL_AUDIT_LOG=false``), and ``--audit-rounds`` rounds of search and booking at max
+   rate against each, off and on interleaved (which goes first alternates), so that other work on
+   the machine weighs on both alike (the server with the log off has a round of its own first, to
+   warm up). It prints each round, the rates off and on over all rounds, the overhead
+   (1 - on / off) with its spread over the rounds, the server's and Postgres' CPU per request
+   off and on, and the goal: at most 15 %. Then every access event must be there: one per
+   search and booking the server with the log on answered with success, none from the other;
+   and the time the worker's sealer takes to chain them all is shown;
+6. the race: 200 clients, each on its own connection, released at the same moment, book 50
    times (client i wants time i % 50). Exactly 50 must get 201, 150 409 ``slot-taken``, none a
    5xx, and the database must then hold exactly one appointment per time.
 
@@ -31,9 +40,10 @@ It prints each phase's rate and latency percentiles, the server's CPU time per r
 the server, the scratch database's Postgres backends, the load process and everything else used
 (two cores: they share them, so a busy load process or other work on the machine shows, and is
 named), the ratios to /healthz and a PASS/FAIL line per goal. Goals: search at least half the
-/healthz rate, booking at least a quarter, p99 under 50 ms at half the maximum rate. The exit
+/healthz rate, booking at least a quarter, p99 under 50 ms at half the maximum rate, the access
+log costing at most 15 % of the search and of the booking rate. The exit
 status is 1 when the race (or any other correctness check: a 5xx, a booking that did not
-succeed, a count that does not match the database) fails; the speed goals are reported only.
+succeed, a count of appointments or access events that does not match the answers) fails; the speed goals are reported only.
 Linux only (CPU times from /proc).
 """
 
@@ -69,6 +79,7 @@ from sqlalchemy import text
 from stdnum import luhn
 
 from halsosamtal.access.schemas import ClientCreate
+from halsosamtal.audit import chain
 from halsosamtal.cli.clients import create_client
 from halsosamtal.core import infra, migrations
 from halsosamtal.core.database import create_engine, make_sessionmaker
@@ -89,6 +100,7 @@ HOLDS_SLOT = "('booked', 'attended', 'no_show')"
 SEARCH_SHARE = 0.5
 BOOKING_SHARE = 0.25
 P99_LIMIT_MS = 50.0
+AUDIT_OVERHEAD = 0.15  # the access log may cost at most this share of the search or booking rate
 BUSY_ELSEWHERE = 0.3  # cores used by other work during a phase above which the report says so
 
 
@@ -219,8 +231,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(database_url: str, redis_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """``halsosamtal api`` (it execs uvicorn, so the pid is the server's), one worker."""
+def start_server(
+    database_url: str, redis_url: str, port: int, log: Path, *, audit_log: bool = True
+) -> subprocess.Popen[bytes]:
+    """``halsosamtal api`` (it execs uvicorn, so the pid is the server's), one worker; the access
+    log on or off."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -231,6 +246,7 @@ def start_server(database_url: str, redis_url: str, port: int, log: Path) -> sub
         "HALSOSAMTAL_PORTAL_IDENTITY": "asserted",
         "HALSOSAMTAL_RATE_LIMIT_PORTAL": "100000000/minute",
         "HALSOSAMTAL_RATE_LIMIT_EHR": "100000000/minute",
+        "HALSOSAMTAL_AUDIT_LOG": "true" if audit_log else "false",
     }
     with log.open("wb") as out:
         return subprocess.Popen(  # noqa: S603 - our own CLI with fixed arguments
@@ -322,6 +338,10 @@ class Plan:
     py_spy: str | None
     seed: int
     client: str  # "raw" or "httpx"
+    audit_off_base: str | None = None  # the same API with the access log off
+    audit_off_pid: int = 0
+    audit_rounds: int = 0
+    audit_seconds: float = 5.0
 
 
 @dataclass
@@ -347,6 +367,8 @@ class Cpu:
 class Phase:
     name: str
     mode: str  # "max" (closed loop) or "half" (open loop, at a target rate)
+    audit_log: bool = True  # answered by the server with the access log on
+    round: int = 0  # the access log's comparison: which round (0: not part of it)
     requests: int = 0
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
@@ -389,6 +411,7 @@ class Report:
     phases: list[Phase]
     race: Race
     booked: int  # 201s of the booking phases (warm-up included), the race excluded
+    audit_phases: list[Phase] = field(default_factory=list)  # the access log off and on, by round
 
 
 def _ticks(path: str) -> float:
@@ -588,10 +611,10 @@ class HttpxSender:
         await self.client.aclose()
 
 
-def sender(plan: Plan, connections: int) -> Sender:
+def sender(plan: Plan, connections: int, base: str | None = None) -> Sender:
     headers = {"Authorization": f"Bearer {plan.portal_key}"}
     kind = RawSender if plan.client == "raw" else HttpxSender
-    return kind(plan.base, headers, connections)
+    return kind(base or plan.base, headers, connections)
 
 
 async def exchange(client: Sender, request: Request) -> tuple[str, bytes]:
@@ -609,13 +632,20 @@ async def exchange(client: Sender, request: Request) -> tuple[str, bytes]:
 
 
 async def closed_loop(
-    client: Sender, phase: Phase, requests: Iterator[Request], plan: Plan, meter: CpuMeter
+    client: Sender,
+    phase: Phase,
+    requests: Iterator[Request],
+    plan: Plan,
+    meter: CpuMeter,
+    *,
+    seconds: float | None = None,
+    warmup: float | None = None,
 ) -> None:
     """``concurrency`` workers send back to back; the first ``warmup`` seconds are not counted.
     Stops after ``seconds``, or earlier when ``requests`` runs out."""
     start = time.perf_counter()
-    measure_from = start + plan.warmup
-    stop = measure_from + plan.seconds
+    measure_from = start + (plan.warmup if warmup is None else warmup)
+    stop = measure_from + (plan.seconds if seconds is None else seconds)
     done: list[tuple[float, float, str]] = []  # (sent, answered, status)
     cpu_from: list[CpuSample] = []
 
@@ -790,12 +820,61 @@ async def load(plan: Plan) -> Report:
             if spy is not None:
                 spy.wait()
             phases.append(phase)
+        audit_phases = await audit_cost(client, plan, search_requests, bookings)
     finally:
         await client.aclose()
     print(f"  race: {len(plan.race)} clients, {RACE_SLOTS} times …", flush=True)
     race_result = await race(plan)
-    booked = sum(p.statuses["201"] for p in phases if p.name == "booking")
-    return Report(phases=phases, race=race_result, booked=booked)
+    booked = sum(p.statuses["201"] for p in [*phases, *audit_phases] if p.name == "booking")
+    return Report(phases=phases, race=race_result, booked=booked, audit_phases=audit_phases)
+
+
+async def audit_cost(
+    on: Sender, plan: Plan, searches: Iterator[Request], bookings: Iterator[Request]
+) -> list[Phase]:
+    """Search and booking at max rate against the server with the access log off and the one
+    with it on, interleaved round by round (which goes first alternates), the same requests
+    drawn from the same sources; a short warm-up before each."""
+    if plan.audit_off_base is None or plan.audit_rounds < 1:
+        return []
+    off = sender(plan, max(plan.concurrency, 256), plan.audit_off_base)
+    meters = {
+        True: CpuMeter(plan.server_pid, plan.database),
+        False: CpuMeter(plan.audit_off_pid, plan.database),
+    }
+    clients = {True: on, False: off}
+    warmup = min(plan.warmup, 1.0)
+    phases: list[Phase] = []
+    print(
+        f"  access log: {plan.audit_rounds} rounds of search and booking at max rate, off and on "
+        f"interleaved, {plan.audit_seconds:.0f} s each …",
+        flush=True,
+    )
+    try:
+        # The server with the log on is warm from the phases before; this one is cold (its
+        # connections, prepared statements): a round of its own first, not compared (round 0).
+        for name, requests in (("search", searches), ("booking", bookings)):
+            phase = Phase(name, "max", audit_log=False, round=0)
+            await closed_loop(off, phase, requests, plan, meters[False], seconds=plan.audit_seconds, warmup=0)
+            phases.append(phase)
+        for n in range(1, plan.audit_rounds + 1):
+            order = (False, True) if n % 2 else (True, False)
+            for name, requests in (("search", searches), ("booking", bookings)):
+                for audit_log in order:
+                    phase = Phase(name, "max", audit_log=audit_log, round=n)
+                    await closed_loop(
+                        clients[audit_log],
+                        phase,
+                        requests,
+                        plan,
+                        meters[audit_log],
+                        seconds=plan.audit_seconds,
+                        warmup=warmup,
+                    )
+                    phases.append(phase)
+    finally:
+        await off.aclose()
+    return phases
 
 
 def run_load(plan: Plan) -> Report:
@@ -813,6 +892,7 @@ def make_plan(
     server_pid: int,
     days: tuple[dt.date, dt.date],
     args: argparse.Namespace,
+    audit_off: tuple[str, int] | None = None,
 ) -> Plan:
     """Who searches, who books which time, who races for which; from the database."""
     rng = random.Random(args.seed)
@@ -873,6 +953,10 @@ def make_plan(
         py_spy=str(args.py_spy) if args.py_spy else None,
         seed=args.seed,
         client=args.client,
+        audit_off_base=audit_off[0] if audit_off else None,
+        audit_off_pid=audit_off[1] if audit_off else 0,
+        audit_rounds=args.audit_rounds,
+        audit_seconds=args.audit_seconds,
     )
 
 
@@ -910,6 +994,12 @@ def check_race(url: str, plan: Plan, result: Race) -> list[str]:
     if counts != {"booked": RACE_SLOTS, "open": RACE_CLIENTS - RACE_SLOTS}:
         problems.append(f"the racers' invitations are {counts}")
     return problems
+
+
+def _label(p: Phase) -> str:
+    if not p.round:
+        return f"{p.name} {p.mode}"
+    return f"{p.name} with the access log {'on' if p.audit_log else 'off'}, round {p.round}"
 
 
 def _ms(value: float) -> str:
@@ -990,6 +1080,138 @@ def print_report(report: Report, plan: Plan) -> None:
         goal(p99 < P99_LIMIT_MS, f"{name} p99 under {P99_LIMIT_MS:g} ms at half its max rate ({p99:.1f} ms)")
 
 
+def _overhead(off: float, on: float) -> float:
+    """What the access log costs, as a share of the rate without it (negative: on was faster)."""
+    return 1 - on / off if off else math.nan
+
+
+def print_audit_cost(report: Report) -> None:
+    """Rates off and on by round; over all rounds (answers / seconds, CPU / answers) the
+    overhead, with its spread over the rounds; the goal."""
+    compared = [p for p in report.audit_phases if p.round]
+    if not compared:
+        return
+    by = {(p.name, p.audit_log, p.round): p for p in compared}
+    rounds = sorted({p.round for p in compared})
+    print()
+    print(
+        "access log off vs on (max rate, interleaved; CPU: the server's and its Postgres backends' per request):"
+    )
+    print(
+        f"{'round':<7} {'phase':<8} {'rps off':>8} {'rps on':>8} {'overhead':>9}   {'cpu ms off':>10} {'cpu ms on':>10}"
+        f"   {'server/postgres off':>19} {'on':>11}"
+    )
+    results: dict[str, tuple[float, float, float, list[float]]] = {}
+    for name in ("search", "booking"):
+        overheads = []
+        for n in rounds:
+            off, on = by[(name, False, n)], by[(name, True, n)]
+            overheads.append(_overhead(off.rps, on.rps))
+            print(
+                f"{n:<7} {name:<8} {off.rps:>8,.0f} {on.rps:>8,.0f} {overheads[-1]:>8.1%}   "
+                f"{_cpu_per_request([off]):>10.2f} {_cpu_per_request([on]):>10.2f}   "
+                f"{_split([off]):>19} {_split([on]):>11}"
+            )
+        off_all = [by[(name, False, n)] for n in rounds]
+        on_all = [by[(name, True, n)] for n in rounds]
+        off_rps, on_rps = _pooled_rps(off_all), _pooled_rps(on_all)
+        cpu_off, cpu_on = _cpu_per_request(off_all), _cpu_per_request(on_all)
+        results[name] = (off_rps, on_rps, _overhead(off_rps, on_rps), overheads)
+        print(
+            f"{'all':<7} {name:<8} {off_rps:>8,.0f} {on_rps:>8,.0f} {_overhead(off_rps, on_rps):>8.1%}   "
+            f"{cpu_off:>10.2f} {cpu_on:>10.2f}   {_split(off_all):>19} {_split(on_all):>11}"
+            f"   (by CPU: {cpu_on / cpu_off - 1:+.1%} per request)"
+        )
+    busy = max(p.cpu.share(p.cpu.other) for p in compared)
+    if busy > BUSY_ELSEWHERE:
+        print(
+            f"note: up to {busy:.1f} cores busy with other work during these rounds: the rates swing with "
+            "it (the spread), the CPU per request much less"
+        )
+    print()
+    for name, (off_rps, on_rps, overhead, overheads) in results.items():
+        print(
+            f"{'PASS' if overhead <= AUDIT_OVERHEAD else 'FAIL'}  the access log costs at most "
+            f"{AUDIT_OVERHEAD:.0%} of the {name} rate ({off_rps:,.1f}/s off, {on_rps:,.1f}/s on: "
+            f"{overhead:.1%}; by round {min(overheads):.1%} to {max(overheads):.1%})"
+        )
+
+
+def _pooled_rps(phases: list[Phase]) -> float:
+    seconds = sum(p.seconds for p in phases)
+    return sum(p.requests for p in phases) / seconds if seconds else math.nan
+
+
+def _split(phases: list[Phase]) -> str:
+    """The server's and its Postgres backends' CPU per request, in ms, as 'server/postgres'."""
+    answered = sum(p.cpu_requests for p in phases)
+    if not answered:
+        return "-"
+    server = sum(p.cpu.server for p in phases) / answered * 1000
+    return f"{server:.2f}/{sum(p.cpu.postgres for p in phases) / answered * 1000:.2f}"
+
+
+def _cpu_per_request(phases: list[Phase]) -> float:
+    """The server's and its Postgres backends' CPU per request over these phases, in milliseconds."""
+    answered = sum(p.cpu_requests for p in phases)
+    used = sum(p.cpu.server + p.cpu.postgres for p in phases)
+    return used / answered * 1000 if answered else math.nan
+
+
+def check_access_events(url: str, report: Report) -> list[str]:
+    """One access event per successful search and booking the server with the log on answered
+    (the race's winners too), none from the one with it off; then the sealer's time to chain them."""
+    problems = []
+    answered = [*report.phases, *report.audit_phases]
+    expected = {
+        "portal_search_slots": sum(p.statuses["200"] for p in answered if p.name == "search" and p.audit_log),
+        "portal_book": sum(p.statuses["201"] for p in answered if p.name == "booking" and p.audit_log)
+        + report.race.statuses["201"],
+    }
+    rows = asyncio.run(
+        fetch(
+            url,
+            "SELECT operation, count(*) AS n FROM access_events WHERE operation = ANY(:ops) GROUP BY operation",
+            {"ops": list(expected)},
+        )
+    )
+    found = {r.operation: r.n for r in rows}
+    for operation, n in expected.items():
+        if found.get(operation, 0) != n:
+            problems.append(
+                f"{found.get(operation, 0)} access events of {operation} for {n} successful answers "
+                "of the server with the access log on"
+            )
+    print(
+        f"{'PASS' if not problems else 'FAIL'}  one access event per successful search "
+        f"({expected['portal_search_slots']:,}) and booking ({expected['portal_book']:,}) with the log on, "
+        "none with it off"
+    )
+    sealed, seconds = asyncio.run(seal_all(url))
+    if sealed:
+        print(
+            f"sealing (the worker's job, off the request path): {sealed:,} events in {seconds:.1f} s "
+            f"({sealed / seconds:,.0f}/s)"
+        )
+    return problems
+
+
+async def seal_all(url: str) -> tuple[int, float]:
+    """Chain every event, chunk by chunk as the worker does; (events, seconds)."""
+    engine = create_engine(url, pool_size=1, max_overflow=0, application_name="halsosamtal-bench")
+    total = 0
+    t0 = time.perf_counter()
+    try:
+        while True:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                sealed = await chain.seal(session)
+            total += sealed
+            if sealed < chain.SEAL_CHUNK:
+                return total, time.perf_counter() - t0
+    finally:
+        await engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1007,6 +1229,15 @@ def main() -> None:
         default="raw",
         help="the load's HTTP client: a minimal keep-alive one (default) or httpx, which costs more "
         "CPU per request than the server's /healthz",
+    )
+    parser.add_argument(
+        "--audit-rounds",
+        type=int,
+        default=3,
+        help="rounds of search and booking with the access log off and on (0: do not measure its cost)",
+    )
+    parser.add_argument(
+        "--audit-seconds", type=float, default=5.0, help="measured seconds per phase of those rounds"
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -1031,9 +1262,11 @@ def main() -> None:
     url = infra.with_database(found.database_url, f"halsosamtal_bench_{uuid.uuid4().hex[:8]}")
     asyncio.run(infra.ensure_database(url))
     server: subprocess.Popen[bytes] | None = None
+    server_off: subprocess.Popen[bytes] | None = None
     problems: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "api.log"
+        log_off = Path(tmp) / "api-audit-off.log"
         try:
             migrations.upgrade(url, "heads")  # what the server checks for: every head
             t0 = time.perf_counter()
@@ -1051,7 +1284,15 @@ def main() -> None:
             created = publish(base, region, *days)
             asyncio.run(fetch(url, "ANALYZE slots"))
             print(f"times:  {created:,} published through the API in {time.perf_counter() - t0:.1f} s")
-            plan = make_plan(url, base, region, server.pid, days, args)
+            audit_off = None
+            if args.audit_rounds > 0:
+                port_off = free_port()
+                base_off = f"http://{HOST}:{port_off}"
+                server_off = start_server(url, found.redis_url, port_off, log_off, audit_log=False)
+                wait_ready(base_off, server_off)
+                audit_off = (base_off, server_off.pid)
+                print(f"server: pid {server_off.pid}, {base_off}, the same with the access log off")
+            plan = make_plan(url, base, region, server.pid, days, args, audit_off)
             print(
                 f"load:   a separate process; {len(plan.bookings):,} bookings prepared, "
                 f"{len(plan.search_residents):,} residents to search for"
@@ -1060,15 +1301,18 @@ def main() -> None:
                 report = pool.submit(run_load, plan).result()
             if server.poll() is not None:
                 problems.append(f"the server exited with {server.returncode} during the run")
+            if server_off is not None and server_off.poll() is not None:
+                problems.append(f"the server without the access log exited with {server_off.returncode}")
             print_report(report, plan)
+            print_audit_cost(report)
 
             print()
-            for p in report.phases:
+            for p in [*report.phases, *report.audit_phases]:
                 if p.server_errors:
-                    problems.append(f"{p.server_errors} 5xx or transport errors in {p.name} {p.mode}")
+                    problems.append(f"{p.server_errors} 5xx or transport errors in {_label(p)}")
                 failed = sum(n for status, n in p.statuses.items() if status != "201")
                 if p.name == "booking" and failed:
-                    problems.append(f"{failed} bookings in {p.name} {p.mode} did not succeed")
+                    problems.append(f"{failed} bookings in {_label(p)} did not succeed")
             booked_in_db = asyncio.run(
                 fetch(url, f"SELECT count(*) AS n FROM appointments WHERE status IN {HOLDS_SLOT}")
             )[0].n
@@ -1090,11 +1334,16 @@ def main() -> None:
                 f"{RACE_CLIENTS - RACE_SLOTS} 409s, no 5xx, one holding appointment per time in the database"
             )
             problems += race_problems
+            problems += check_access_events(url, report)
         finally:
-            if server is not None:
-                stop_server(server)
-                if problems or server.returncode not in (0, -signal.SIGINT):
-                    print(f"--- the API's output ({log}) ---\n" + log.read_text(errors="replace")[-4000:])
+            for process, output in ((server, log), (server_off, log_off)):
+                if process is not None:
+                    stop_server(process)
+                    if problems or process.returncode not in (0, -signal.SIGINT):
+                        print(
+                            f"--- the API's output ({output}) ---\n"
+                            + output.read_text(errors="replace")[-4000:]
+                        )
             if not args.keep:
                 asyncio.run(infra.drop_database(url))
             else:

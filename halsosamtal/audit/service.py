@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.audit import chain
 from halsosamtal.core.errors import InvalidInput
-from halsosamtal.core.http import LocalTime, decode_cursor, encode_cursor
+from halsosamtal.core.http import LocalTime, decode_id_cursor, encode_id_cursor
 
 
 class AccessEventOut(BaseModel):
@@ -108,11 +108,7 @@ async def search(
     """Events newest first, filtered by resident, client, acting person and period (keyset pages)."""
     if since is not None and until is not None and until <= since:
         raise InvalidInput("until must be after since", field="until")
-    after = None
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, 1)
-        if not isinstance(after, int) or isinstance(after, bool) or after < 1:
-            raise InvalidInput("cursor is not one this API gave out", field="cursor")
+    after = decode_id_cursor(cursor)
     rows = (
         await session.execute(
             text(_SELECT),
@@ -128,7 +124,7 @@ async def search(
         )
     ).all()
     items = [_out(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+    next_cursor = encode_id_cursor(items[-1].id) if len(rows) > limit else None
     return AccessEventPage(items=items, next_cursor=next_cursor)
 
 

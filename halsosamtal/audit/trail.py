@@ -3,17 +3,20 @@
 
 A ``Trail`` collects what one request or command touched and writes it set-based, one event per
 resident and action, in the caller's transaction: the access and its record commit together.
+Residents a route knows only by a query (by personnummer, say) are found by the event's own
+INSERT ... SELECT: no round trip of their own, and none at all with the access log off.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 Action = Literal["read", "create", "update", "delete"]
@@ -91,17 +94,19 @@ async def record(
     return len(ids)
 
 
-async def record_selected(
-    session: AsyncSession,
-    who: Who,
-    operation: str,
-    action: Action,
-    resident_ids_sql: str,
-    params: Mapping[str, Any] | None = None,
-) -> int:
-    """One event per resident id the given SELECT returns (its one column), set-based: for bulk
-    changes such as a register import, without the ids passing through Python."""
-    statement = text(
+@dataclass(frozen=True)
+class Residents:
+    """Residents named by a query: a SELECT of their ids (one column) and its parameters, run
+    inside the access log's own INSERT ... SELECT."""
+
+    sql: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=128)
+def _insert_selected(resident_ids_sql: str) -> TextClause:
+    """The INSERT ... SELECT around a query of resident ids; built once per query text."""
+    return text(
         "INSERT INTO access_events (client_id, client_name, role, acting_person, resident_id, operation, "
         "action, purpose, outcome, request_id, detail) "
         "SELECT DISTINCT CAST(:client_id AS bigint), CAST(:client_name AS text), CAST(:role AS text), "
@@ -109,8 +114,24 @@ async def record_selected(
         "CAST(:purpose AS text), CAST(:outcome AS text), CAST(:request_id AS text), CAST(:detail AS jsonb) "
         f"FROM ({resident_ids_sql}) AS s(resident_id)"
     )
+
+
+async def record_selected(
+    session: AsyncSession,
+    who: Who,
+    operation: str,
+    action: Action,
+    resident_ids_sql: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    outcome: str = "ok",
+) -> int:
+    """One event per resident id the given SELECT returns (its one column), set-based, in one
+    statement: for bulk changes such as a register import, and for residents a route names by
+    personnummer (``Trail.add_query``), without the ids passing through Python."""
     result = await session.execute(
-        statement, {**dict(params or {}), **_params(who, operation, action, "ok", None)}
+        _insert_selected(resident_ids_sql),
+        {**dict(params or {}), **_params(who, operation, action, outcome, None)},
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
@@ -131,10 +152,17 @@ class Trail:
     operation: str
     enabled: bool = True
     _pending: dict[Action, set[int]] = field(default_factory=dict)
+    _queries: dict[Action, list[Residents]] = field(default_factory=dict)
     _runs: list[tuple[Action, Mapping[str, Any]]] = field(default_factory=list)
 
     def add(self, action: Action, resident_ids: Iterable[int | None]) -> None:
         self._pending.setdefault(action, set()).update(i for i in resident_ids if i is not None)
+
+    def add_query(self, action: Action, residents: Residents) -> None:
+        """The residents a query of their ids selects (run by the event's own INSERT ... SELECT
+        when the trail is written; never with the access log off)."""
+        if self.enabled:
+            self._queries.setdefault(action, []).append(residents)
 
     def add_run(self, action: Action, detail: Mapping[str, Any]) -> None:
         """An automated run over many residents started by this request (see ``record_run``)."""
@@ -142,17 +170,23 @@ class Trail:
 
     @property
     def pending(self) -> bool:
-        return any(self._pending.values()) or bool(self._runs)
+        return any(self._pending.values()) or any(self._queries.values()) or bool(self._runs)
 
     async def flush(self, session: AsyncSession, *, outcome: str = "ok") -> int:
         written = 0
         if self.enabled:
             for action, ids in self._pending.items():
                 written += await record(session, self.who, self.operation, action, ids, outcome=outcome)
+            for action, queries in self._queries.items():
+                for q in queries:
+                    written += await record_selected(
+                        session, self.who, self.operation, action, q.sql, q.params, outcome=outcome
+                    )
             for action, detail in self._runs:
                 await record_run(session, self.who, self.operation, action, detail)
                 written += 1
         self._pending.clear()
+        self._queries.clear()
         self._runs.clear()
         return written
 

@@ -22,7 +22,7 @@ from halsosamtal.booking.schemas import (
     SlotState,
     WeeklyTemplate,
 )
-from halsosamtal.core.http import MAX_ID, Page, ServiceDay, Session, problem_responses
+from halsosamtal.core.http import MAX_ID, Page, ServiceDay, Session, TimeCursorQuery, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import service as invitations
 from halsosamtal.units.access import ActingUnit, HsaId, OperatorOrEhr
@@ -34,7 +34,7 @@ AppointmentId = Annotated[int, Path(ge=1, le=MAX_ID)]
 FirstDay = Annotated[ServiceDay, Query(description="First day (Swedish local), inclusive")]
 LastDay = Annotated[ServiceDay, Query(description="Last day (Swedish local), inclusive")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+Cursor = TimeCursorQuery
 
 
 @router.post(

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from halsosamtal.core.http import MAX_ID, LocalTime, ServiceDay, ServiceTime, StrictModel
+from halsosamtal.core.http import MAX_ID, LocalTime, ServiceDay, ServiceTime, StrictModel, TimeCursorField
 from halsosamtal.residents.lookup import ResidentNamed
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -108,6 +108,10 @@ class FreeSlot(BaseModel):
     resource: str = Field(description="Who or what the time is with, as the booking will show it")
     care_unit_name: str
     care_unit: str
+    care_unit_visiting_address: str | None = Field(
+        description="Where the resident comes; null when not known"
+    )
+    care_unit_phone: str | None = Field(description="The unit's phone for residents; null when not known")
 
 
 class AppointmentEventOut(BaseModel):
@@ -130,6 +134,10 @@ class AppointmentOut(BaseModel):
     resource: str
     care_unit_name: str
     care_unit: str
+    care_unit_visiting_address: str | None = Field(
+        description="Where the resident comes; null when not known"
+    )
+    care_unit_phone: str | None = Field(description="The unit's phone for residents; null when not known")
     booked_at: LocalTime
 
 
@@ -151,7 +159,7 @@ class SlotSearch(ResidentNamed):
     first_day: ServiceDay | None = Field(None, description="From this day (default: the first bookable)")
     last_day: ServiceDay | None = Field(None, description="Up to and including this day")
     limit: int = Field(50, ge=1, le=200)
-    cursor: str | None = Field(None, description="`next_cursor` of the previous page")
+    cursor: TimeCursorField = None
 
 
 class BookRequest(ResidentNamed):

@@ -115,7 +115,8 @@ BOOKING_MESSAGE_KINDS = ("booking_confirmation", "booking_moved", "appointment_r
 
 _APPOINTMENT = """
 SELECT a.id, a.invitation_id, a.status, a.slot_id, a.booked_at, s.starts_at, s.ends_at, s.resource,
-       s.care_unit_id, u.name AS unit_name, u.hsa_id, r.personnummer
+       s.care_unit_id, u.name AS unit_name, u.hsa_id, u.visiting_address AS unit_address,
+       u.phone AS unit_phone, r.personnummer
 FROM appointments a
 JOIN slots s ON s.id = a.slot_id
 JOIN care_units u ON u.id = s.care_unit_id
@@ -135,6 +136,8 @@ def _fields(row: Any) -> dict[str, Any]:
         "resource": row.resource,
         "care_unit_name": row.unit_name,
         "care_unit": row.hsa_id,
+        "care_unit_visiting_address": row.unit_address,
+        "care_unit_phone": row.unit_phone,
         "booked_at": row.booked_at,
     }
 
@@ -339,7 +342,8 @@ async def search_free(
     rows = (
         await session.execute(
             text("""
-SELECT s.id, s.starts_at, s.ends_at, s.resource, u.name AS unit_name, u.hsa_id
+SELECT s.id, s.starts_at, s.ends_at, s.resource, u.name AS unit_name, u.hsa_id,
+  u.visiting_address AS unit_address, u.phone AS unit_phone
 FROM slots s JOIN care_units u ON u.id = s.care_unit_id
 WHERE s.care_unit_id = :unit AND s.withdrawn_at IS NULL AND s.held_by IS NULL
   AND s.starts_at >= :earliest AND s.starts_at < :latest
@@ -366,6 +370,8 @@ LIMIT :limit
             resource=r.resource,
             care_unit_name=r.unit_name,
             care_unit=r.hsa_id,
+            care_unit_visiting_address=r.unit_address,
+            care_unit_phone=r.unit_phone,
         )
         for r in page
     ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -11,15 +10,15 @@ from halsosamtal.access.dependencies import Operator
 from halsosamtal.audit.dependencies import Audit
 from halsosamtal.cohort import service
 from halsosamtal.cohort.schemas import CohortCounts, CohortMember
-from halsosamtal.core.http import Page, Session, problem_responses
-from halsosamtal.residents.lookup import ids_by_personnummer
+from halsosamtal.core.http import IdCursorQuery, Page, ServiceDay, Session, problem_responses
+from halsosamtal.residents.lookup import residents_by_personnummer
 from halsosamtal.units.models import HSA_ID_PATTERN
 
 router = APIRouter(prefix="/cohort", tags=["cohort"])
 
 Year = Annotated[int, Path(ge=2000, le=2100, examples=[2027])]
 AsOf = Annotated[
-    dt.date | None,
+    ServiceDay | None,
     Query(description="Count residents alive and living in the region on this day (default: today)"),
 ]
 
@@ -53,12 +52,13 @@ async def cohort_members(
     age: Annotated[int | None, Query(ge=0, le=130, description="One of the year's target ages")] = None,
     as_of: AsOf = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    cursor: IdCursorQuery = None,
 ) -> Page[CohortMember]:
     """The cohort's members, filtered by unit and age, a page at a time (stable order). Each
     member shown is recorded in the access log."""
     page = await service.members(
         session, year, care_unit=care_unit, age=age, as_of=as_of, limit=limit, cursor=cursor
     )
-    audit.add("read", await ids_by_personnummer(session, (m.personnummer for m in page.items)))
+    if page.items:
+        audit.add_query("read", residents_by_personnummer(m.personnummer for m in page.items))
     return page

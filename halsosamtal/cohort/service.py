@@ -16,7 +16,7 @@ from sqlalchemy.sql.expression import Values
 from halsosamtal.cohort.schemas import CohortCount, CohortCounts, CohortMember
 from halsosamtal.core import clock
 from halsosamtal.core.errors import InvalidInput
-from halsosamtal.core.http import Page, decode_cursor, encode_cursor
+from halsosamtal.core.http import Page, decode_id_cursor, encode_id_cursor
 from halsosamtal.programmes.service import get_year
 from halsosamtal.residents.models import Resident
 from halsosamtal.residents.personnummer import format_long
@@ -105,10 +105,7 @@ async def members(
     )
     if care_unit is not None:
         query = query.where(CareUnit.hsa_id == care_unit)
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, 1)
-        if not isinstance(after, int):
-            raise InvalidInput("cursor is not one this API gave out", field="cursor")
+    if (after := decode_id_cursor(cursor)) is not None:
         query = query.where(Resident.id > after)
     rows = (await session.execute(query)).all()
     items = [
@@ -125,5 +122,5 @@ async def members(
         )
         for r, a, hsa in rows[:limit]
     ]
-    next_cursor = encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
+    next_cursor = encode_id_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
     return Page[CohortMember](items=items, next_cursor=next_cursor)

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import MutableHeaders
@@ -24,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from halsosamtal.core.clock import STOCKHOLM
 from halsosamtal.core.context import REQUEST_ID_HEADER, current_request_id, new_request_id, request_id
 from halsosamtal.core.errors import PROBLEM_TYPE_PREFIX, DomainError, InvalidInput
+from halsosamtal.core.logging import redact
 
 log = logging.getLogger("halsosamtal.api")
 
@@ -67,10 +83,69 @@ Decimalish = Annotated[Decimal, PlainSerializer(float, return_type=float, when_u
 """A non-money decimal in a response (a share, an expected count): a JSON number."""
 
 
+def _json_kind(annotation: Any) -> str | None:
+    """ "int" or "bool" for a field that must be exactly that JSON type (also optional, or a list
+    of it: "int[]"); None for any other field, which keeps pydantic's own rules."""
+    if annotation is bool:
+        return "bool"
+    if annotation is int:
+        return "int"
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _json_kind(args[0])
+    if origin in (Union, UnionType):
+        present = [a for a in args if a is not type(None)]
+        return _json_kind(present[0]) if len(present) == 1 else None
+    if origin is list and len(args) == 1 and (item := _json_kind(args[0])) in ("int", "bool"):
+        return item + "[]"
+    return None
+
+
+def _json_type_problem(kind: str, value: Any) -> str | None:
+    if kind == "bool":
+        return None if isinstance(value, bool) else "must be true or false (a JSON boolean)"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None
+    what = {bool: "a boolean", str: "a string", float: "a decimal number"}.get(type(value))
+    return "must be a JSON integer" + (f", not {what}" if what else "")
+
+
 class StrictModel(BaseModel):
-    """Base of every request body: unknown fields are an error, never silently dropped."""
+    """Base of every request body: unknown fields are an error, never silently dropped, and an
+    integer or boolean field takes only that JSON type.
+
+    Pydantic's lax mode would read ``true`` as 1, ``"12"`` as 12, ``12.0`` as 12 and ``"yes"`` as
+    true: a client that sends the wrong type has a bug, and guessing what it meant could act on
+    the wrong invitation. Strings for dates, times and amounts (``"1000.00"``) stay accepted:
+    JSON has no other way to write them. (Not ``strict=True``: FastAPI validates the parsed body
+    as Python objects, where strict mode refuses a date written as a string.)"""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _exact_json_types(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = _field_kinds(cls).get(info.field_name or "")
+        if kind is None or value is None:
+            return value
+        if kind.endswith("[]"):
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    if (why := _json_type_problem(kind[:-2], item)) is not None:
+                        raise PydanticCustomError(
+                            "json_type", "item {index} {why}", {"index": index, "why": why}
+                        )
+            return value
+        if (why := _json_type_problem(kind, value)) is not None:
+            raise PydanticCustomError("json_type", "{why}", {"why": why})
+        return value
+
+
+@functools.cache
+def _field_kinds(model: type[BaseModel]) -> dict[str, str]:
+    return {
+        name: kind for name, field in model.model_fields.items() if (kind := _json_kind(field.annotation))
+    }
 
 
 class FieldProblem(BaseModel):
@@ -97,16 +172,45 @@ class Problem(BaseModel):
 
 
 class ProblemResponse(JSONResponse):
+    """A problem body. Its texts never carry a personnummer, whatever a client sent: one put in
+    a URL (``instance``) or in a field a message quotes is shown as its date part and ****, as
+    in the logs. (Not the request id, which a client may have chosen and must get back as is.)"""
+
     media_type = PROBLEM_MEDIA_TYPE
 
     def render(self, content: Any) -> bytes:
+        if isinstance(content, dict):
+            content = {k: _free_text(k, v) for k, v in content.items() if k != "instance" or v}
+            if isinstance(content.get("errors"), list):
+                content["errors"] = [
+                    {**e, "message": redact(str(e.get("message", "")))} if isinstance(e, dict) else e
+                    for e in content["errors"]
+                ]
         return orjson.dumps(content)
+
+
+_FREE_TEXT = frozenset({"title", "detail", "instance"})
+
+
+def problem_instance(scope: Scope) -> str | None:
+    """``instance`` of a problem: the path with each path parameter written as its name
+    (``/v1/care-units/{hsa_id}``), never a value a client put in the URL (an address, a
+    personnummer); the request id names the occurrence. None when no operation matched."""
+    if scope.get("route") is None:
+        return None
+    names = {str(v): k for k, v in (scope.get("path_params") or {}).items()}
+    path = str(scope.get("path", ""))
+    return "/".join("{" + names[part] + "}" if part in names else part for part in path.split("/"))
+
+
+def _free_text(key: str, value: Any) -> Any:
+    return redact(value) if key in _FREE_TEXT and isinstance(value, str) else value
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route: the statuses it can answer with a problem."""
     descriptions = {
-        400: "Bad request",
+        400: "The body is not JSON (a syntax error, or bytes that are not UTF-8)",
         401: "Missing, unknown or revoked API key",
         403: "The client's role or care units do not allow this",
         404: "Not found",
@@ -128,7 +232,7 @@ def _json_pointer(loc: Sequence[int | str]) -> str:
     return "/" + "/".join(parts) if parts else ""
 
 
-def validation_problem(exc: RequestValidationError, instance: str) -> dict[str, Any]:
+def validation_problem(exc: RequestValidationError, instance: str | None) -> dict[str, Any]:
     errors = []
     for err in exc.errors():
         loc = list(err.get("loc", ()))
@@ -141,6 +245,8 @@ def validation_problem(exc: RequestValidationError, instance: str) -> dict[str, 
                 "type": str(err.get("type", "invalid")),
             }
         )
+    # One parameter read by two dependencies (a unit's hsa_id) is reported once.
+    errors = list({(e["location"], e["pointer"], e["message"]): e for e in errors}.values())
     summary = "; ".join(f"{e['location']}{e['pointer']}: {e['message']}" for e in errors[:5])
     body = {
         "type": PROBLEM_TYPE_PREFIX + "validation",
@@ -156,11 +262,28 @@ def validation_problem(exc: RequestValidationError, instance: str) -> dict[str, 
     return body
 
 
+def malformed_body_problem(instance: str | None, detail: str) -> dict[str, Any]:
+    """A 400: the body is not JSON at all (a syntax error, bytes that are not UTF-8), so no field
+    of it can be named. A body that parses but breaks the schema or a rule is a 422."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + "malformed-body",
+        "title": "Malformed body",
+        "status": 400,
+        "detail": detail,
+        "code": "malformed-body",
+        "instance": instance,
+        "errors": [{"location": "body", "pointer": "", "message": detail, "type": "json_invalid"}],
+    }
+    if (rid := current_request_id()) is not None:
+        body["request_id"] = rid
+    return body
+
+
 def domain_problem(exc: DomainError, request: Request) -> dict[str, Any]:
     """A domain error's problem body. A 422 gets ``errors`` like a schema validation error does
     (location, JSON pointer, message, type), so every 422 has one shape: the field it names, or
     the whole body (pointer "") when the problem is the body itself (a register file's header)."""
-    body = exc.problem(request.url.path)
+    body = exc.problem(problem_instance(request.scope))
     field = exc.extra.get("field")
     if exc.status == 422 and "errors" not in body:
         if not isinstance(field, str):
@@ -187,18 +310,31 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> ProblemResponse:
-        return ProblemResponse(validation_problem(exc, request.url.path), status_code=422)
+        for err in exc.errors():
+            if err.get("type") == "json_invalid":
+                where = err.get("ctx", {}).get("error", "invalid JSON")
+                at = list(err.get("loc", ()))[1:]
+                detail = f"the body is not JSON: {where}" + (f" at character {at[0]}" if at else "")
+                problem = malformed_body_problem(problem_instance(request.scope), detail)
+                return ProblemResponse(problem, status_code=400)
+        return ProblemResponse(validation_problem(exc, problem_instance(request.scope)), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> ProblemResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it could not read as JSON at all (not UTF-8, nested
+            # too deep): the same problem as a JSON syntax error.
+            detail = f"the body could not be read as JSON ({exc.detail})"
+            problem = malformed_body_problem(problem_instance(request.scope), detail)
+            return ProblemResponse(problem, status_code=400)
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         body = {
             "type": PROBLEM_TYPE_PREFIX + code,
             "title": str(exc.detail) if exc.status_code != 404 else "Not found",
             "status": exc.status_code,
-            "detail": f"{request.method} {request.url.path}: {exc.detail}",
+            "detail": f"{request.method} {problem_instance(request.scope) or 'this path'}: {exc.detail}",
             "code": code,
-            "instance": request.url.path,
+            "instance": problem_instance(request.scope),
         }
         if (rid := current_request_id()) is not None:
             body["request_id"] = rid
@@ -319,7 +455,7 @@ class RequestContext:
             if started:
                 raise
             path = scope.get("path", "")
-            body, status, headers = unexpected_problem(exc, path)
+            body, status, headers = unexpected_problem(exc, problem_instance(scope) or "")
             if status == 500:
                 log.error(
                     "unhandled %s on %s %s", type(exc).__name__, scope.get("method"), path, exc_info=exc
@@ -371,6 +507,77 @@ async def refuse_unknown_query(request: Request) -> None:
         )
 
 
+_UNUSABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+"""In a JSON text, the escapes that decode to a NUL or to half of a surrogate pair: the only way
+a parsed JSON string can hold text Postgres cannot store (a raw control byte is invalid JSON)."""
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text, or None when it can.
+
+    Postgres refuses a NUL in text, and a lone surrogate (``"\\ud800"`` in JSON) is no Unicode
+    at all: neither can be kept, so neither is accepted anywhere, in any field."""
+    if "\x00" in value:
+        return "must not contain a NUL character (\\u0000)"
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        return "must be Unicode text (it contains half of a surrogate pair)"
+    return None
+
+
+def _unusable_text(node: Any, loc: tuple[int | str, ...], found: list[dict[str, Any]]) -> None:
+    if isinstance(node, str):
+        if (why := text_problem(node)) is not None:
+            found.append({"loc": loc, "msg": why, "type": "string_unusable_text"})
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if (why := text_problem(key)) is not None:
+                # The name itself is broken: point at its parent, naming no unusable pointer.
+                found.append({"loc": loc, "msg": f"a field name {why}", "type": "string_unusable_text"})
+                continue
+            _unusable_text(value, (*loc, key), found)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _unusable_text(value, (*loc, index), found)
+
+
+def _json_content(request: Request) -> bool:
+    kind = request.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+async def refuse_unusable_text(request: Request) -> None:
+    """Refuse text no field can hold (a NUL, a lone surrogate) in the path, the query or a JSON
+    body, with a 422 naming each field, before any handler or the database sees it.
+
+    One check for every operation, so a field added later is covered without being declared
+    specially; without it, such a value reached Postgres and the request answered 500.
+    CSV bodies are read by their importers as streams and checked there, line by line."""
+    found: list[dict[str, Any]] = []
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and (why := text_problem(value)) is not None:
+            found.append({"loc": ("path", name), "msg": why, "type": "string_unusable_text"})
+    for name, value in request.query_params.multi_items():
+        why = text_problem(name) or text_problem(value)
+        if why is not None:
+            found.append(
+                {"loc": ("query", name.replace("\x00", "")), "msg": why, "type": "string_unusable_text"}
+            )
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is not None and _has_body(dependant) and _json_content(request):
+        # FastAPI read and parsed the body before resolving dependencies; both are cached on the
+        # request, so this costs a scan of the bytes and, only when an escape is there, a walk.
+        raw = await request.body()
+        if raw and _UNUSABLE_ESCAPE.search(raw):
+            _unusable_text(await request.json(), ("body",), found)
+    if found:
+        raise RequestValidationError(found)
+
+
+def _has_body(dependant: Any) -> bool:
+    return bool(dependant.body_params) or any(_has_body(sub) for sub in dependant.dependencies)
+
+
 async def session_dependency(request: Request) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed when the handler returns, rolled back on error.
 
@@ -389,35 +596,109 @@ Session = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
 # --- Keyset pagination -------------------------------------------------------------------------
 
 
-def encode_cursor(*values: Any) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+MAX_CURSOR_LENGTH = 200
+"""Far longer than any cursor this API gives out; a longer one is refused before decoding."""
+
+K = TypeVar("K")
+
+_NOT_OURS = "cursor is not one this API gave out"
+
+CursorId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
+"""A row id in a cursor: a JSON integer in the id range, never a float, a boolean or a string."""
 
 
-def decode_cursor(cursor: str, arity: int) -> list[Any]:
-    """Decode an opaque cursor made by :func:`encode_cursor`; a bad one is a 422 on ``cursor``."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = orjson.loads(raw)
-    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
-        raise InvalidInput("cursor is not one this API gave out", field="cursor") from exc
-    if not isinstance(values, list) or len(values) != arity:
-        raise InvalidInput("cursor is not one this API gave out", field="cursor")
-    return values
+class CursorCodec(Generic[K]):
+    """One kind of keyset position, written into an opaque cursor and read back, typed.
+
+    A cursor is base64url (unpadded) of a JSON array validated strictly against ``key``: a
+    forged one (``["x"]``, ``[1e20]``, ``[true]``, a huge integer, the wrong number of values,
+    bytes that are not base64 or not JSON) is a 422 on ``cursor``, never a value that reaches
+    the database. Every paged list reads its cursor through one of these."""
+
+    def __init__(self, key: Any) -> None:
+        self._adapter: TypeAdapter[K] = TypeAdapter(key)
+
+    def encode(self, key: K) -> str:
+        return base64.urlsafe_b64encode(self._adapter.dump_json(key)).decode("ascii").rstrip("=")
+
+    def decode(self, cursor: str | None, field: str = "cursor") -> K | None:
+        """The position a cursor carries; None for the first page (no cursor)."""
+        if cursor is None:
+            return None
+        try:
+            return self._parse(cursor)
+        except ValueError as exc:
+            raise InvalidInput(_NOT_OURS, field=field) from exc
+
+    def check(self, cursor: str | None) -> str | None:
+        """A pydantic validator: the cursor as sent when it is one of this kind, else a
+        ValueError, so a forged cursor is a 422 before the handler looks anything up."""
+        if cursor is not None:
+            self._parse(cursor)
+        return cursor
+
+    def _parse(self, cursor: str) -> K:
+        if not 0 < len(cursor) <= MAX_CURSOR_LENGTH:
+            raise ValueError(_NOT_OURS)
+        try:
+            raw = base64.b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4), b"-_", validate=True)
+            return self._adapter.validate_json(raw, strict=True)
+        except (UnicodeEncodeError, binascii.Error, ValidationError) as exc:
+            raise ValueError(_NOT_OURS) from exc
+
+
+ID_CURSOR: CursorCodec[tuple[int]] = CursorCodec(tuple[CursorId])
+"""Position in a list ordered by id (either way): the last id shown."""
+
+TIME_CURSOR: CursorCodec[tuple[datetime, int]] = CursorCodec(tuple[ServiceTime, CursorId])
+"""Position in a list ordered by a time, then id: the last row's time and id."""
+
+_CURSOR_DESCRIPTION = "`next_cursor` of the previous page"
+
+IdCursorQuery = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_LENGTH, description=_CURSOR_DESCRIPTION),
+    AfterValidator(ID_CURSOR.check),
+]
+"""The ``cursor`` query parameter of a list paged by id."""
+
+TimeCursorQuery = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_LENGTH, description=_CURSOR_DESCRIPTION),
+    AfterValidator(TIME_CURSOR.check),
+]
+"""The ``cursor`` query parameter of a list paged by time, then id."""
+
+IdCursorField = Annotated[
+    str | None,
+    Field(max_length=MAX_CURSOR_LENGTH, description=_CURSOR_DESCRIPTION),
+    AfterValidator(ID_CURSOR.check),
+]
+"""A ``cursor`` in a request body (searches sent as POST), paged by id."""
+
+TimeCursorField = Annotated[
+    str | None,
+    Field(max_length=MAX_CURSOR_LENGTH, description=_CURSOR_DESCRIPTION),
+    AfterValidator(TIME_CURSOR.check),
+]
+"""A ``cursor`` in a request body, paged by time, then id."""
+
+
+def decode_id_cursor(cursor: str | None) -> int | None:
+    """The id after (or before) which a page ordered by id continues; None for the first page."""
+    key = ID_CURSOR.decode(cursor)
+    return None if key is None else key[0]
+
+
+def encode_id_cursor(last_id: int) -> str:
+    return ID_CURSOR.encode((last_id,))
 
 
 def decode_time_cursor(cursor: str | None) -> tuple[datetime | None, int]:
     """The (time, id) after which a page ordered by time then id continues; (None, 0) for the
     first page. A cursor this API did not give out is a 422 on ``cursor``."""
-    if cursor is None:
-        return None, 0
-    raw, after_id = decode_cursor(cursor, 2)
-    try:
-        after = datetime.fromisoformat(raw)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput("cursor is not one this API gave out", field="cursor") from exc
-    if after.tzinfo is None or not isinstance(after_id, int):
-        raise InvalidInput("cursor is not one this API gave out", field="cursor")
-    return after, after_id
+    key = TIME_CURSOR.decode(cursor)
+    return (None, 0) if key is None else key
 
 
 def time_page(rows: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | None]:
@@ -426,7 +707,7 @@ def time_page(rows: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | Non
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]
-    return rows[:limit], encode_cursor(last.starts_at.isoformat(), last.id)
+    return rows[:limit], TIME_CURSOR.encode((last.starts_at, last.id))
 
 
 T = TypeVar("T")

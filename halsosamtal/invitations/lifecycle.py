@@ -413,17 +413,23 @@ class InvitationView(BaseModel):
     )
     care_unit_name: str
     care_unit: str
+    care_unit_visiting_address: str | None = Field(
+        description="Where the resident comes; null when not known"
+    )
+    care_unit_phone: str | None = Field(description="The unit's phone for residents; null when not known")
     valid_until: date = Field(description="Last day the invitation can be used")
 
 
-def _view(invitation: Invitation, unit_name: str, hsa_id: str) -> InvitationView:
+def _view(invitation: Invitation, unit: CareUnit) -> InvitationView:
     return InvitationView(
         id=invitation.id,
         year=invitation.year,
         age=invitation.age,
         status=invitation.status,
-        care_unit_name=unit_name,
-        care_unit=hsa_id,
+        care_unit_name=unit.name,
+        care_unit=unit.hsa_id,
+        care_unit_visiting_address=unit.visiting_address,
+        care_unit_phone=unit.phone,
         valid_until=invitation.valid_until,
     )
 
@@ -433,7 +439,7 @@ async def current_invitation(session: AsyncSession, personnummer: str) -> Invita
     404 ``no-invitation`` (also when the personnummer is not in the register)."""
     row = (
         await session.execute(
-            select(Invitation, CareUnit.name, CareUnit.hsa_id)
+            select(Invitation, CareUnit)
             .join(Resident, Resident.id == Invitation.resident_id)
             .join(CareUnit, CareUnit.id == Invitation.care_unit_id)
             .where(
@@ -496,7 +502,7 @@ async def decline(
     """
     row = (
         await session.execute(
-            select(Invitation, CareUnit.name, CareUnit.hsa_id)
+            select(Invitation, CareUnit)
             .join(Resident, Resident.id == Invitation.resident_id)
             .join(CareUnit, CareUnit.id == Invitation.care_unit_id)
             .where(
@@ -508,9 +514,9 @@ async def decline(
     ).first()
     if row is None:
         raise NoInvitation("the resident has no such invitation")
-    invitation, unit_name, hsa_id = row
+    invitation, unit = row
     if invitation.status == "declined":
-        return _view(invitation, unit_name, hsa_id)
+        return _view(invitation, unit)
     if invitation.status not in ("planned", "open"):
         raise InvitationClosed(
             f"the invitation is {invitation.status} and can no longer be declined",
@@ -528,7 +534,7 @@ async def decline(
         {"id": invitation_id},
     )
     invitation.status = "declined"
-    return _view(invitation, unit_name, hsa_id)
+    return _view(invitation, unit)
 
 
 # --- History (operators) ------------------------------------------------------------------------

@@ -135,6 +135,8 @@ async def _select_for_release(
             Invitation.age,
             Invitation.valid_until,
             CareUnit.name.label("unit_name"),
+            CareUnit.phone.label("unit_phone"),
+            CareUnit.visiting_address.label("unit_address"),
             Resident,
         )
         .join(Invitation, Invitation.id == Message.invitation_id)
@@ -182,6 +184,8 @@ async def _release_rows(
         resident: Resident = row.Resident
         context = MessageContext(
             unit_name=row.unit_name,
+            unit_phone=row.unit_phone,
+            unit_address=row.unit_address,
             year=row.year,
             age=row.age,
             valid_until=row.valid_until,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -10,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from halsosamtal.access.dependencies import Operator
 from halsosamtal.audit.dependencies import Audit
 from halsosamtal.core import clock
-from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
+from halsosamtal.core.http import MAX_ID, IdCursorQuery, Page, ServiceDay, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import batch, service
 from halsosamtal.invitations.schemas import BatchOut, BatchRequest, InvitationOut, PlanOut
@@ -31,7 +30,7 @@ async def plan_batch(
     session: Session,
     principal: Operator,
     year: Annotated[int, Query(ge=2000, le=2100)],
-    as_of: Annotated[dt.date | None, Query(description="Default: today")] = None,
+    as_of: Annotated[ServiceDay | None, Query(description="Default: today")] = None,
 ) -> PlanOut:
     """Preview a year's batch, per unit and month: invitations, expected bookings, capacity.
     Writes nothing; a run on the same day writes exactly this."""
@@ -112,7 +111,7 @@ async def list_invitations(
     care_unit: Annotated[str | None, Query(pattern=HSA_ID_PATTERN)] = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    cursor: IdCursorQuery = None,
 ) -> Page[InvitationOut]:
     """Invitations, filtered by year, unit and status, a page at a time. Each invitation shown is
     recorded in the access log."""

@@ -5,12 +5,12 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field
 
-from halsosamtal.core.http import Decimalish, LocalTime, StrictModel
+from halsosamtal.core.http import Decimalish, LocalTime, ServiceDay, StrictModel
 
 
 class BatchRequest(StrictModel):
     year: int = Field(ge=2000, le=2100, examples=[2027])
-    as_of: dt.date | None = Field(
+    as_of: ServiceDay | None = Field(
         None, description="Plan as on this day (default: today). Nothing is sent before it."
     )
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.core.errors import NotFound
-from halsosamtal.core.http import Page, decode_cursor, encode_cursor
+from halsosamtal.core.http import Page, decode_id_cursor, encode_id_cursor
 from halsosamtal.invitations import batch
 from halsosamtal.invitations.models import INVITATION_STATUSES, BatchRun, Invitation
 from halsosamtal.invitations.schemas import BatchOut, InvitationOut, PlanLine, PlanOut
@@ -79,9 +79,8 @@ async def list_invitations(
     if status is not None:
         assert status in INVITATION_STATUSES
         query = query.where(Invitation.status == status)
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, 1)
-        query = query.where(Invitation.id > int(after))
+    if (after := decode_id_cursor(cursor)) is not None:
+        query = query.where(Invitation.id > after)
     rows = (await session.execute(query)).all()
     items = [
         InvitationOut(
@@ -99,7 +98,7 @@ async def list_invitations(
         for inv, pnr, hsa in rows[:limit]
     ]
     return Page[InvitationOut](
-        items=items, next_cursor=encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
+        items=items, next_cursor=encode_id_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
     )
 
 

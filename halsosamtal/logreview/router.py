@@ -7,13 +7,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header
 from fastapi.responses import Response
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from halsosamtal.access.dependencies import Operator
 from halsosamtal.audit import chain, service
 from halsosamtal.audit.dependencies import Audit
 from halsosamtal.audit.service import AccessEventPage
-from halsosamtal.core.http import Session, StrictModel, problem_responses
+from halsosamtal.core.http import IdCursorField, ServiceTime, Session, StrictModel, problem_responses
 from halsosamtal.residents.lookup import ids_by_personnummer
 
 router = APIRouter(prefix="/audit", tags=["access log"])
@@ -27,10 +27,10 @@ class AuditSearch(StrictModel):
     acting_person: str | None = Field(
         None, min_length=1, max_length=100, description="e.g. a clinician's HSA-id"
     )
-    since: AwareDatetime | None = Field(None, description="From this moment (inclusive)")
-    until: AwareDatetime | None = Field(None, description="Before this moment")
+    since: ServiceTime | None = Field(None, description="From this moment (inclusive)")
+    until: ServiceTime | None = Field(None, description="Before this moment")
     limit: int = Field(100, ge=1, le=10_000)
-    cursor: str | None = Field(None, max_length=200, description="`next_cursor` of the previous page")
+    cursor: IdCursorField = None
     format: Literal["json", "csv"] = Field("json", description="csv: the page as a CSV file")
 
 

@@ -58,7 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from halsosamtal.core.clock import STOCKHOLM, day_bounds
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
-from halsosamtal.core.http import LocalTime, Page, decode_cursor, encode_cursor
+from halsosamtal.core.http import LocalTime, Page, decode_id_cursor, encode_id_cursor
 from halsosamtal.core.settings import Settings
 from halsosamtal.messaging.channels import Channel, Undeliverable, choose_channel
 from halsosamtal.messaging.letters import PrintedLetter, write_print_file
@@ -696,10 +696,9 @@ async def list_failed(
         if channel not in CHANNELS:
             raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}", field="channel")
         query = query.where(Message.channel == channel)
-    if cursor is not None:
-        (before,) = decode_cursor(cursor, 1)
-        query = query.where(Message.id < int(before))
+    if (before := decode_id_cursor(cursor)) is not None:
+        query = query.where(Message.id < before)
     rows = (await session.execute(query)).all()
     items = [_message_out(r.Message, r.last_attempt_at) for r in rows[:limit]]
-    next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+    next_cursor = encode_id_cursor(items[-1].id) if len(rows) > limit else None
     return Page[MessageOut](items=items, next_cursor=next_cursor)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from halsosamtal.access.dependencies import Operator
 from halsosamtal.audit.dependencies import Audit
-from halsosamtal.core.http import Page, Session, problem_responses
+from halsosamtal.core.http import IdCursorQuery, Page, Session, problem_responses
 from halsosamtal.messaging import outbox
 from halsosamtal.messaging.channels import Channel
 from halsosamtal.messaging.outbox import MessageOut
@@ -34,7 +34,7 @@ async def list_failed_messages(
         Query(description="Only messages on this channel (those that never got one are left out)"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    cursor: IdCursorQuery = None,
 ) -> Page[MessageOut]:
     """Messages that could not be delivered, newest first: after the last try, on a permanent
     refusal by the gateway, or because no channel reaches the resident (`last_error`

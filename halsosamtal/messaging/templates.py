@@ -159,6 +159,8 @@ class MessageContext:
     """Last day the invitation can be used."""
     booking_url: str
     unit_phone: str | None = None
+    unit_address: str | None = None
+    """The unit's visiting address (long forms: letters and e-mail)."""
     appointment_at: datetime | None = None
     previous_appointment_at: datetime | None = None
     """For ``booking_moved``: the time that no longer holds."""
@@ -180,6 +182,8 @@ class MessageContext:
         }
         if self.unit_phone is not None and self.unit_phone.strip():
             found["unit_phone"] = self.unit_phone.strip()
+        if self.unit_address is not None and self.unit_address.strip():
+            found["unit_address"] = self.unit_address.strip()
         if self.appointment_at is not None:
             found["appointment"] = format_appointment(self.appointment_at, language)
         if self.previous_appointment_at is not None:

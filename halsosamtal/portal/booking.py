@@ -27,7 +27,7 @@ from halsosamtal.booking.schemas import (
 from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.portal.identity import Resident, on_behalf
-from halsosamtal.residents.lookup import ids_by_personnummer
+from halsosamtal.residents.lookup import residents_by_personnummer
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 
@@ -58,7 +58,7 @@ async def search_slots(
         limit=body.limit,
         cursor=body.cursor,
     )
-    audit.add("read", await ids_by_personnummer(session, [who]))
+    audit.add_query("read", residents_by_personnummer([who]))
     return page
 
 
@@ -89,7 +89,7 @@ async def book(
 
     async def book() -> AppointmentOut:
         done = await service.book(session, who, body.invitation_id, body.slot_id, actor=principal.name)
-        audit.add("create", await ids_by_personnummer(session, [who]))
+        audit.add_query("create", residents_by_personnummer([who]))
         return done
 
     return await idempotent(
@@ -134,7 +134,7 @@ async def move_booking(
             actor=principal.name,
             invitation_id=body.invitation_id,
         )
-        audit.add("update", await ids_by_personnummer(session, [who]))
+        audit.add_query("update", residents_by_personnummer([who]))
         return done
 
     return await idempotent(
@@ -167,7 +167,7 @@ async def cancel_booking(
         done = await service.cancel_by_resident(
             session, who, appointment_id, actor=principal.name, invitation_id=body.invitation_id
         )
-        audit.add("update", await ids_by_personnummer(session, [who]))
+        audit.add_query("update", residents_by_personnummer([who]))
         return done
 
     return await idempotent(

@@ -23,7 +23,7 @@ from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import lifecycle
 from halsosamtal.invitations.lifecycle import InvitationView
 from halsosamtal.portal.identity import Resident, on_behalf
-from halsosamtal.residents.lookup import ResidentNamed, ids_by_personnummer
+from halsosamtal.residents.lookup import ResidentNamed, residents_by_personnummer
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 
@@ -56,7 +56,7 @@ async def get_invitation(
     who = resident.named(body.personnummer)
     found = await lifecycle.current_invitation(session, who)
     appointment = await booking.current_appointment(session, found.id)
-    audit.add("read", await ids_by_personnummer(session, [who]))
+    audit.add_query("read", residents_by_personnummer([who]))
     return ResidentInvitation(**found.model_dump(), appointment=appointment)
 
 
@@ -86,7 +86,7 @@ async def decline_invitation(
     async def decline() -> ResidentInvitation:
         await booking.cancel_for_decline(session, who, body.invitation_id, actor=principal.name)
         declined = await lifecycle.decline(session, who, body.invitation_id, actor=principal.name)
-        audit.add("update", await ids_by_personnummer(session, [who]))
+        audit.add_query("update", residents_by_personnummer([who]))
         return ResidentInvitation(**declined.model_dump())
 
     return await idempotent(

@@ -11,7 +11,7 @@ from halsosamtal.access.schemas import Principal
 from halsosamtal.audit.dependencies import Audit
 from halsosamtal.core.http import Session, problem_responses
 from halsosamtal.portal.identity import Resident
-from halsosamtal.residents.lookup import ids_by_personnummer
+from halsosamtal.residents.lookup import residents_by_personnummer
 from halsosamtal.results import service
 from halsosamtal.results.plain import summary
 from halsosamtal.results.schemas import PortalResultRequest, ResidentSummary
@@ -35,5 +35,5 @@ async def get_result(
     404 `no-invitation` when there is no completed talk with a result (a retracted one is gone)."""
     who = resident.named(body.personnummer)
     result, unit_name = await service.resident_result(session, who, body.invitation_id)
-    audit.add("read", await ids_by_personnummer(session, [who]))
+    audit.add_query("read", residents_by_personnummer([who]))
     return summary(result, unit_name, body.language)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from halsosamtal.core.http import Decimalish, LocalTime, Money, StrictModel
+from halsosamtal.core.http import Decimalish, LocalTime, Money, ServiceDay, StrictModel
 
 
 class ProgrammeRules(StrictModel):
@@ -31,7 +31,10 @@ class ProgrammeRules(StrictModel):
         max_length=5,
         description="Days after the invitation for each reminder, ascending",
     )
-    valid_until: dt.date = Field(description="Last day an invitation of this year can be used")
+    valid_until: ServiceDay = Field(
+        description="Last day an invitation of this year can be used: after 1 January of the year "
+        "and no later than 31 December of the following year"
+    )
     expected_uptake: Decimal = Field(
         Decimal("0.5"), gt=0, le=1, decimal_places=3, description="Share of invited expected to book"
     )

@@ -19,6 +19,19 @@ def _check_year(year: int, rules: ProgrammeRules) -> None:
         raise InvalidInput("year must be from 2000 to 2100", field="year")
     if rules.valid_until <= dt.date(year, 1, 1):
         raise InvalidInput(f"valid_until must be after the start of {year}", field="valid_until")
+    last = latest_valid_until(year)
+    if rules.valid_until > last:
+        # A year's invitations go out during the year and are used within months; a far day
+        # (9999-12-31 was accepted) is a typo, and it overflowed every slot search of the year.
+        raise InvalidInput(
+            f"valid_until must be no later than {last.isoformat()} (the end of the following year)",
+            field="valid_until",
+        )
+
+
+def latest_valid_until(year: int) -> dt.date:
+    """The last day a programme year's invitations may be valid until: the end of the next year."""
+    return dt.date(year + 1, 12, 31)
 
 
 async def set_year(

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import os
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO, Annotated
+from typing import Annotated
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,46 +14,18 @@ from halsosamtal.audit.trail import cli_who
 from halsosamtal.core import clock
 from halsosamtal.core.cli import DryRun, import_app, not_after_today, run_in_transaction
 from halsosamtal.core.console import console, err_console, progress
-from halsosamtal.core.imports import ImportSummary, Reject
+from halsosamtal.core.imports import (
+    DelimiterOption,
+    EncodingOption,
+    ImportSummary,
+    RejectFile,
+    columns_line,
+    given_format,
+)
 from halsosamtal.core.settings import get_settings
 from halsosamtal.register.service import import_register
 
 CHUNK_BYTES = 1 << 20
-
-
-class _RejectFile:
-    """The reject report, written while the import streams its rejects (in line order) to a
-    temporary file beside the target, and moved into place only once the import committed."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-        self._file: IO[str] | None = None
-        self._path: Path | None = None
-        self._writer: csv.DictWriter[str] | None = None
-
-    def add(self, reject: Reject) -> None:
-        if self._writer is None:
-            fd, name = tempfile.mkstemp(
-                prefix=f".{self.target.name}.", suffix=".partial", dir=self.target.parent
-            )
-            self._path = Path(name)
-            self._file = os.fdopen(fd, "w", newline="", encoding="utf-8")
-            self._writer = csv.DictWriter(self._file, fieldnames=["line", "column", "reason"])
-            self._writer.writeheader()
-        self._writer.writerow({"line": reject.line, "column": reject.column or "", "reason": reject.reason})
-
-    def publish(self) -> bool:
-        """Move the report into place; False when there was nothing to report."""
-        if self._file is None or self._path is None:
-            return False
-        self._file.close()
-        os.replace(self._path, self.target)
-        return True
-
-    def discard(self) -> None:
-        if self._file is not None and self._path is not None:
-            self._file.close()
-            self._path.unlink(missing_ok=True)
 
 
 @import_app.command("residents")
@@ -69,7 +38,7 @@ def import_residents_command(
             readable=True,
             help="CSV with a header: personnummer (required), care_unit, municipality, deso, "
             "protected_identity, address_line, postal_code, city, phone, digital_mailbox, "
-            "language, deceased_on, emigrated_on; any order.",
+            "language, deceased_on, emigrated_on; any order. A column left out is left unchanged.",
         ),
     ],
     snapshot: Annotated[
@@ -98,16 +67,20 @@ def import_residents_command(
             "when a row was rejected.",
         ),
     ] = None,
+    delimiter: DelimiterOption = None,
+    encoding: EncodingOption = None,
     dry_run: DryRun = False,
 ) -> None:
     """Import residents from the population and listing register.
 
-    Valid rows are upserted and the listing history kept.
+    Valid rows are upserted and the listing history kept; a column the file does not have is
+    left as it is. Reads ',' or ';' CSV in UTF-8 (with or without BOM) or Windows-1252.
     Each bad row goes to the reject report with its line and reason.
     Exit status: 0 all rows imported, 2 some rows rejected, 1 nothing imported (see the error).
     """
     extract_date = not_after_today(as_of.date(), dry_run=dry_run) if as_of else clock.local_today()
-    report = _RejectFile(rejects or file.with_suffix(".rejects.csv"))
+    given_delimiter, given_encoding = given_format(delimiter, encoding)
+    report = RejectFile(rejects or file.with_suffix(".rejects.csv"))
     size = file.stat().st_size
 
     with progress() as bar:
@@ -134,6 +107,8 @@ def import_residents_command(
                 on_reject=report.add,
                 who=cli_who(),
                 audit=get_settings().audit_log,
+                delimiter=given_delimiter,
+                encoding=given_encoding,
             )
 
         try:
@@ -152,6 +127,8 @@ def import_residents_command(
 
 
 def _print_summary(summary: ImportSummary, snapshot: bool) -> None:
+    console.print(summary.format.describe(), highlight=False)
+    console.print(columns_line(summary.columns, summary.columns_left_unchanged), highlight=False)
     console.print(
         f"import {summary.import_id}: rows {summary.rows}: inserted {summary.inserted}, "
         f"updated {summary.updated}, unchanged {summary.unchanged}, "

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.audit.trail import Who, record_selected
-from halsosamtal.core.imports import ImportSummary, Reject
+from halsosamtal.core.imports import Delimiter, Encoding, ImportSummary, Reject
 from halsosamtal.invitations.lifecycle import apply_register_changes
 from halsosamtal.residents.importer import CREATED_NOW, UPDATED_NOW, import_residents
 
@@ -25,6 +25,8 @@ async def import_register(
     who: Who,
     on_reject: Callable[[Reject], None] | None = None,
     audit: bool = True,
+    delimiter: Delimiter | None = None,
+    encoding: Encoding | None = None,
 ) -> ImportSummary:
     """Import a residents file and, in the same transaction, withdraw the invitations of
     residents who died or moved away and move open ones with a listing to another unit. Each
@@ -38,6 +40,8 @@ async def import_register(
         actor=actor,
         reject_limit=reject_limit,
         on_reject=on_reject,
+        delimiter=delimiter,
+        encoding=encoding,
     )
     await apply_register_changes(session, as_of, actor=actor)
     if audit:

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halsosamtal.core.cli import DryRun, import_app, run_in_transaction
 from halsosamtal.core.console import console, err_console, fail
-from halsosamtal.core.imports import RejectReport, UnreadableFile, read_text
+from halsosamtal.core.imports import DelimiterOption, EncodingOption, RejectReport, given_format
 from halsosamtal.core.settings import get_settings
 from halsosamtal.reports import cni, export, html, outcomes, participation, reimbursement
 from halsosamtal.reports.i18n import DEFAULT_LANG, Lang, parse_lang
@@ -294,24 +293,33 @@ def close_command(
 
 @import_app.command("cni")
 def import_cni_command(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV: deso,cni")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV: deso,cni (or deso;cni)")
+    ],
     rejects: Annotated[
         Path | None, typer.Option(help="Where to write the reject report (default: FILE.rejects.csv)")
     ] = None,
+    delimiter: DelimiterOption = None,
+    encoding: EncodingOption = None,
     dry_run: DryRun = False,
 ) -> None:
     """Replace the Care Need Index table (per DeSO area). Bad rows go to the reject report and
-    give exit status 2; then areas missing from the file are kept."""
+    give exit status 2; then areas missing from the file are kept.
 
-    try:
-        text = read_text(file)
-    except UnreadableFile as exc:
-        fail(str(exc))
+    Reads ',' or ';' CSV (a decimal comma with ';') in UTF-8 (with or without BOM) or
+    Windows-1252."""
+    given_delimiter, given_encoding = given_format(delimiter, encoding)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        with file.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
 
     async def work(session: AsyncSession) -> CniImportSummary:
-        return await cni.import_cni(session, io.StringIO(text, newline=""))
+        return await cni.import_cni(session, chunks(), delimiter=given_delimiter, encoding=given_encoding)
 
     summary = run_in_transaction(work, dry_run=dry_run)
+    console.print(summary.format.describe(), highlight=False)
     console.print(
         f"rows {summary.rows}: inserted {summary.inserted}, updated {summary.updated}, "
         f"unchanged {summary.unchanged}, removed {summary.removed}, rejected {summary.rejected}"

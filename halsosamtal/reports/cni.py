@@ -8,8 +8,7 @@ the register imports do. Re-importing the same file changes nothing.
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable
+from collections.abc import AsyncIterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -17,8 +16,15 @@ from sqlalchemy import delete, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from halsosamtal.core.errors import InvalidInput
-from halsosamtal.core.imports import RejectReport
+from halsosamtal.core.imports import (
+    CsvFormat,
+    Delimiter,
+    Encoding,
+    RejectReport,
+    header_columns,
+    open_csv,
+    read_records,
+)
 from halsosamtal.reports.models import DesoCni
 from halsosamtal.reports.schemas import CniImportSummary
 
@@ -39,28 +45,24 @@ def _deso(value: str) -> bool:
     )
 
 
-def read_cni(lines: Iterable[str]) -> tuple[dict[str, Decimal], RejectReport, int]:
-    """Parse the file: {deso: cni} of the valid rows, the reject report, the data rows read.
-    A header that is not ``deso,cni`` (any order, any case) refuses the whole file."""
-    reader = csv.reader(lines)
-    header = next(reader, None)
-    if header is None:
-        raise InvalidInput("the file is empty; expected a header row deso,cni", field="file")
-    header = [h.strip().lower() for h in header]
-    if sorted(header) != sorted(COLUMNS):
-        raise InvalidInput(f"bad header {','.join(header)!r}; expected deso,cni", field="header")
+async def read_cni(
+    chunks: AsyncIterable[bytes], *, delimiter: Delimiter | None = None, encoding: Encoding | None = None
+) -> tuple[dict[str, Decimal], RejectReport, int, CsvFormat]:
+    """Parse the file (streamed): {deso: cni} of the valid rows, the reject report, the data
+    rows read and how the file was read. A header without both ``deso`` and ``cni`` (any order,
+    any case) refuses the whole file. The CNI may have a decimal comma (``1,25``)."""
+    start = await open_csv(chunks, delimiter=delimiter, encoding=encoding)
+    header = header_columns(start.header, COLUMNS, required=COLUMNS, example="deso;cni")
     at = {name: header.index(name) for name in COLUMNS}
     report = RejectReport()
     rows: dict[str, Decimal] = {}
     first_line: dict[str, int] = {}
     count = 0
-    for record in reader:
-        line = reader.line_num - sum(f.count("\n") for f in record)
-        if not any(f.strip() for f in record):
-            continue
+    async for rec in read_records(start.rest, start.format, len(header)):
         count += 1
-        if len(record) != len(header):
-            report.add(line, f"expected {len(header)} fields, found {len(record)}")
+        line, record = rec.line, rec.fields
+        if record is None:
+            report.add(line, rec.problem or "unreadable")
             continue
         deso = record[at["deso"]].strip().upper()
         raw = record[at["cni"]].strip().replace(",", ".")  # Swedish decimal comma
@@ -79,12 +81,19 @@ def read_cni(lines: Iterable[str]) -> tuple[dict[str, Decimal], RejectReport, in
             continue
         first_line[deso] = line
         rows[deso] = cni.quantize(CNI_PLACES)
-    return rows, report, count
+    return rows, report, count, start.format
 
 
-async def import_cni(session: AsyncSession, lines: Iterable[str]) -> CniImportSummary:
-    """Replace the CNI table with the file's rows (see the module docstring)."""
-    rows, report, count = read_cni(lines)
+async def import_cni(
+    session: AsyncSession,
+    chunks: AsyncIterable[bytes],
+    *,
+    delimiter: Delimiter | None = None,
+    encoding: Encoding | None = None,
+) -> CniImportSummary:
+    """Replace the CNI table with the file's rows (see the module docstring). The delimiter and
+    encoding are detected unless given (see ``halsosamtal.core.imports.open_csv``)."""
+    rows, report, count, fmt = await read_cni(chunks, delimiter=delimiter, encoding=encoding)
     inserted = updated = removed = 0
     items = list(rows.items())
     for start in range(0, len(items), CHUNK):
@@ -126,4 +135,5 @@ async def import_cni(session: AsyncSession, lines: Iterable[str]) -> CniImportSu
         rejected=len(report.rejects),
         rejects=sorted(report.rejects, key=lambda r: r.line),
         warnings=warnings,
+        format=fmt,
     )

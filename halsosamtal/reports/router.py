@@ -14,6 +14,7 @@ from halsosamtal.access.dependencies import Operator
 from halsosamtal.core.errors import InvalidInput
 from halsosamtal.core.http import Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
+from halsosamtal.core.imports import DelimiterQuery, EncodingQuery, csv_body, parse_delimiter, parse_encoding
 from halsosamtal.reports import cni, export, outcomes, participation, reimbursement
 from halsosamtal.reports.schemas import (
     ClosedMonth,
@@ -28,7 +29,6 @@ from halsosamtal.reports.schemas import (
 from halsosamtal.reports.scope import resolve_scope
 from halsosamtal.units.access import OperatorOrEhr
 from halsosamtal.units.models import HSA_ID_PATTERN
-from halsosamtal.units.router import decode_lines
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -63,7 +63,6 @@ CNI_CSV_BODY = {
         },
     }
 }
-_CSV_TYPES = ("text/csv", "text/plain", "application/octet-stream")
 
 
 def _wants_csv(request: Request, fmt: str | None, excel: bool = False) -> bool:
@@ -215,12 +214,21 @@ async def close_reimbursement_month(
     responses=problem_responses(401, 403, 422),
     openapi_extra=CNI_CSV_BODY,
 )
-async def import_cni(request: Request, session: Session, principal: Operator) -> CniImportSummary:
+async def import_cni(
+    request: Request,
+    session: Session,
+    principal: Operator,
+    delimiter: DelimiterQuery = None,
+    encoding: EncodingQuery = None,
+) -> CniImportSummary:
     """Import the Care Need Index per DeSO area (CSV `deso,cni`): the body is the whole table
     (areas not in it are removed, unless some row was rejected). Each bad row is reported with
-    its line and reason; valid rows are imported. Participation by CNI quintile uses it."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type and media_type not in _CSV_TYPES:
-        raise InvalidInput(f"send the table as text/csv, not {media_type}", field="body")
-    lines = [line async for line in decode_lines(request)]
-    return await cni.import_cni(session, lines)
+    its line and reason; valid rows are imported. Participation by CNI quintile uses it.
+
+    The body may be what Swedish Excel saves (`;` and a decimal comma, or `,`; UTF-8 with or
+    without a BOM or Windows-1252; CRLF): detected unless given, and `format` says how it was
+    read."""
+    given_delimiter, given_encoding = parse_delimiter(delimiter), parse_encoding(encoding)
+    return await cni.import_cni(
+        session, csv_body(request, "the table"), delimiter=given_delimiter, encoding=given_encoding
+    )

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from halsosamtal.core.http import LocalTime, Money, StrictModel
-from halsosamtal.core.imports import Reject
+from halsosamtal.core.imports import CsvFormat, Reject
 
 ParticipationDimension = Literal["unit", "age", "sex", "municipality", "deso", "cni_quintile"]
 OutcomeDimension = Literal["unit", "age", "sex"]
@@ -193,3 +193,4 @@ class CniImportSummary(BaseModel):
     rejected: int = 0
     rejects: list[Reject] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    format: CsvFormat = Field(default_factory=CsvFormat, description="How the file was read")

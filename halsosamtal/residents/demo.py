@@ -23,6 +23,7 @@ import datetime as dt
 import math
 import random
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -31,7 +32,7 @@ from operator import add, getitem
 from typing import Literal, TextIO, TypeVar
 
 from halsosamtal.residents.columns import RESIDENT_COLUMNS
-from halsosamtal.units.columns import CARE_UNIT_COLUMNS
+from halsosamtal.units.columns import CARE_UNIT_COLUMNS, CONTACT_COLUMNS
 
 _T = TypeVar("_T")
 
@@ -208,6 +209,27 @@ class DemoCareUnit:
     participating: bool
     weekly_capacity: int
 
+    @property
+    def visiting_address(self) -> str:
+        """A plausible street address in the unit's main locality (from its HSA-id: the same
+        unit always has the same, and the seed's random sequence is left as it was)."""
+        key = zlib.crc32(self.hsa_id.encode())
+        locality, _, prefix, first, last = _LOCALITIES[self.municipality][0]
+        street = _UNIT_STREETS[key % len(_UNIT_STREETS)]
+        return f"{street} {key % 40 + 1}, {prefix} {first + key % (last - first + 1):02d} {locality}"
+
+    @property
+    def phone(self) -> str:
+        """The unit's switchboard: the municipality's area code and seven digits."""
+        key = zlib.crc32(self.hsa_id.encode()[::-1])
+        digits = f"{key % 9_000_000 + 1_000_000}"  # a switchboard's 7 digits, 'NNN NN NN'
+        return f"{_AREA_CODES[self.municipality]}-{digits[:3]} {digits[3:5]} {digits[5:]}"
+
+
+# For the demo units' visiting addresses and phones.
+_UNIT_STREETS = ("Storgatan", "Vårdvägen", "Brunnsgatan", "Stationsgatan", "Kyrkogatan", "Hälsovägen")
+_AREA_CODES = {"1315": "0345", "1380": "035", "1381": "0430", "1382": "0346", "1383": "0340", "1384": "0300"}
+
 
 @dataclass(frozen=True, slots=True)
 class DemoSummary:
@@ -316,7 +338,7 @@ def demo_care_units(count: int = 10, seed: int = 0) -> list[DemoCareUnit]:
 def write_care_units_csv(out: TextIO, units: Iterable[DemoCareUnit]) -> int:
     """Write ``units`` as CSV with a header; returns the number of data rows."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CARE_UNIT_COLUMNS)
+    writer.writerow((*CARE_UNIT_COLUMNS, *CONTACT_COLUMNS))
     n = 0
     for u in units:
         writer.writerow(
@@ -327,6 +349,8 @@ def write_care_units_csv(out: TextIO, units: Iterable[DemoCareUnit]) -> int:
                 u.operator,
                 "true" if u.participating else "false",
                 u.weekly_capacity,
+                u.visiting_address,
+                u.phone,
             )
         )
         n += 1

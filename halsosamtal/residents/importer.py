@@ -36,7 +36,6 @@ nothing in the COPY and the one hash join that finds the unchanged rows.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import logging
 import time
@@ -50,7 +49,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from halsosamtal.core import clock
 from halsosamtal.core.database import raw_connection
 from halsosamtal.core.errors import InvalidInput
-from halsosamtal.core.imports import ImportSummary, RegisterImport, Reject
+from halsosamtal.core.imports import (
+    BOOL_REASON,
+    DEFAULT_REJECT_LIMIT,
+    FALSE_WORDS,
+    MAX_LINE_BYTES,
+    MAX_RECORD_LINES,
+    TRUE_WORDS,
+    CsvFormat,
+    Delimiter,
+    Encoding,
+    ImportSummary,
+    RegisterImport,
+    Reject,
+    header_columns,
+    not_text,
+    open_csv,
+    utf8_chunks,
+)
 from halsosamtal.residents.columns import RESIDENT_COLUMNS
 from halsosamtal.units.models import HSA_ID_PATTERN
 
@@ -59,21 +75,15 @@ log = logging.getLogger(__name__)
 COLUMNS = RESIDENT_COLUMNS
 
 ADVISORY_LOCK_KEY = 0x7265_7369_6465_6E74  # b"resident": one residents import at a time
-MAX_LINE_BYTES = 1 << 20
-"""A physical line longer than this is a file-level error: it is not a register extract."""
-MAX_RECORD_LINES = 20
-"""A quoted field may span at most this many lines; a quote left open longer rejects the row
-it starts in and reading goes on with the next line (else one stray quote would swallow the
-rest of the file)."""
-DEFAULT_REJECT_LIMIT = 1000
+HEADER_EXAMPLE = "personnummer,care_unit,municipality"
 
 _STAGING = "residents_import_staging"
 _CHECKED = "residents_import_checked"
 _REOPEN = "residents_import_reopen"
 
 # Booleans: the words ``halsosamtal.core.imports.parse_bool`` knows (the tests hold them equal).
-_TRUE_WORDS = ("true", "1", "yes", "ja", "t", "y")
-_FALSE_WORDS = ("false", "0", "no", "nej", "f", "n", "")
+_TRUE_WORDS = TRUE_WORDS
+_FALSE_WORDS = FALSE_WORDS
 
 ChunkSource = AsyncIterable[bytes]
 RejectSink = Callable[[Reject], None]
@@ -93,6 +103,7 @@ class _Framer:
     """
 
     columns: int
+    delimiter: bytes = b","
     line: int = 1  # the header is line 1
     rows: int = 0
     carry: bytes = b""
@@ -112,6 +123,15 @@ class _Framer:
                 )
             self.carry = buf
             return b""
+        # A line longer than the bound straddles chunks (only the first can), or fills a chunk
+        # larger than the bound.
+        if buf.find(b"\n") > MAX_LINE_BYTES or len(chunk) > MAX_LINE_BYTES:
+            for n, ln in enumerate(buf[:cut].split(b"\n")):
+                if len(ln) > MAX_LINE_BYTES:
+                    raise InvalidInput(
+                        f"line {self.line + 1 + n} is longer than {MAX_LINE_BYTES} bytes; "
+                        "this does not look like a register extract in CSV"
+                    )
         self.carry = buf[cut:]
         return self._frame(buf[:cut])
 
@@ -137,29 +157,30 @@ class _Framer:
         except UnicodeDecodeError as exc:
             line = self.line + block.count(b"\n", 0, exc.start) + 1
             column = exc.start - (block.rfind(b"\n", 0, exc.start) + 1) + 1
-            raise InvalidInput(
-                f"the file is not UTF-8: line {line} has the byte 0x{block[exc.start]:02X} "
-                f"at byte {column} of the line; save the file as UTF-8 and import it again"
-            ) from exc
+            raise not_text(line, block[exc.start], "utf-8", column) from None
         if b'"' in block or b"\x00" in block or self.pending:
             return self._frame_slow(block)
         if b"\r" in block:
             block = block.replace(b"\r\n", b"\n")
             if b"\r" in block:
                 return self._frame_slow(block)
-        # The fast path: no quotes, so a physical line is a record and a comma is a delimiter.
+        # The fast path: no quotes, so a physical line is a record and every delimiter counts.
         lines = block.split(b"\n")
         lines.pop()  # the empty string after the last newline
+        delim = self.delimiter
         commas = self.columns - 1
+        prefix = b"%d" + delim + delim + b"%b"
         n = self.line
         out: list[bytes] = []
         append = out.append
         for ln in lines:
             n += 1
-            if ln.count(b",") == commas and ln:
-                append(b"%d,,%b" % (n, ln))
+            if ln.count(delim) == commas and len(ln) > commas:  # (not only delimiters)
+                append(prefix % (n, ln))
+            elif ln and ln.strip(delim):
+                append(self._field_count_reject(n, ln.count(delim) + 1))
             elif ln:
-                append(self._field_count_reject(n, ln.count(b",") + 1))
+                self.rows -= 1  # only delimiters (Excel writes such lines for emptied rows): blank
         self.rows += len(lines) - lines.count(b"")
         self.line = n
         if not out:
@@ -205,8 +226,8 @@ class _Framer:
                 record, start = ln, self.line
             if record.endswith(b"\r"):
                 record = record[:-1]  # the line ending (CRLF) is outside quotes: not data
-            if not record:
-                continue
+            if not record.strip(self.delimiter):
+                continue  # blank, or only delimiters
             out.append(self._record(record, start))
         if not out:
             return b""
@@ -221,13 +242,13 @@ class _Framer:
         outside = record.split(b'"')[::2]  # the parts not inside quotes
         if any(b"\r" in part for part in outside):
             return self._reject(start, "has a carriage return (CR) outside quotes")
-        fields = sum(part.count(b",") for part in outside) + 1
+        fields = sum(part.count(self.delimiter) for part in outside) + 1
         if fields != self.columns:
             return self._field_count_reject(start, fields)
         if b"\n\\." in record:
             # COPY reads a line that starts with \. as the end of the data, even inside quotes.
             return self._reject(start, "a line inside a quoted field starts with '\\.'")
-        return b"%d,,%b" % (start, record)
+        return b"%d" % start + self.delimiter + self.delimiter + record
 
     def _field_count_reject(self, line: int, fields: int) -> bytes:
         return self._reject(line, f"has {fields} fields; the header has {self.columns} columns")
@@ -235,59 +256,7 @@ class _Framer:
     def _reject(self, line: int, reason: str) -> bytes:
         """The COPY line (without its newline) of a row rejected here: line and reason only."""
         quoted = reason.replace('"', '""').encode()
-        return b'%d,"%b"%b' % (line, quoted, b"," * self.columns)
-
-
-def _parse_header(raw: bytes) -> list[str]:
-    """The header's column names (normalised), or a file-level error that says what is wrong."""
-    try:
-        header_text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            f"the file is not UTF-8: the header has the byte 0x{raw[exc.start]:02X}; "
-            "save the file as UTF-8 and import it again"
-        ) from exc
-    header_text = header_text.removeprefix("\ufeff").rstrip("\r\n")
-    if not header_text.strip():
-        raise InvalidInput("the file has no header row (line 1 is empty)")
-    try:
-        names = next(csv.reader([header_text], strict=True))
-    except csv.Error as exc:
-        raise InvalidInput(f"the header row (line 1) is not valid CSV: {exc}") from exc
-    names = [n.strip().lower() for n in names]
-    unknown = [n for n in names if n not in COLUMNS]
-    if unknown:
-        raise InvalidInput(
-            f"the header has unknown column(s) {', '.join(repr(n) for n in unknown)}; "
-            f"known columns are {', '.join(COLUMNS)}"
-        )
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise InvalidInput(f"the header names column(s) {', '.join(twice)} more than once")
-    if "personnummer" not in names:
-        raise InvalidInput(
-            f"the header has no personnummer column; it is required (the header has: {', '.join(names)})"
-        )
-    return names
-
-
-async def _split_header(chunks: ChunkSource) -> tuple[bytes, bytes, AsyncIterator[bytes]]:
-    """Read up to the end of line 1; return (header bytes, rest of that chunk, the iterator)."""
-    iterator = aiter(chunks)
-    buf = b""
-    while True:
-        try:
-            chunk = await anext(iterator)
-        except StopAsyncIteration:
-            if not buf:
-                raise InvalidInput("the file is empty; it needs a header row") from None
-            return buf, b"", iterator
-        buf += chunk
-        end = buf.find(b"\n")
-        if end >= 0:
-            return buf[:end], buf[end + 1 :], iterator
-        if len(buf) > MAX_LINE_BYTES:
-            raise InvalidInput("the header row (line 1) does not end within 1 MiB")
+        return b'%d%b"%b"%b' % (line, self.delimiter, quoted, self.delimiter * self.columns)
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,11 +507,10 @@ def _date_problem_sql(col: str, value: str, birth: str) -> str:
     """Why the date column ``col`` (parsed: ``value``) is rejected, or NULL."""
     return (
         f"CASE WHEN {col} IS NULL THEN NULL "
-        f"WHEN {value} IS NULL THEN format('must be a date written YYYY-MM-DD, not %s', "
-        f"quote_literal(left({col}, 40))) "
+        f"WHEN {value} IS NULL THEN 'must be a date written YYYY-MM-DD' "
         f"WHEN {value} > CAST(:as_of AS date) THEN "
-        f"format('%s is after the date of the extract (as_of %s)', {value}, CAST(:as_of AS date)) "
-        f"WHEN {value} < {birth} THEN format('%s is before the birth date', {value}) END"
+        f"format('is after the date of the extract (as_of %s)', CAST(:as_of AS date)) "
+        f"WHEN {value} < {birth} THEN 'is before the birth date' END"
     )
 
 
@@ -574,13 +542,37 @@ SELECT * FROM {_STAGING} WHERE line NOT IN (SELECT line FROM {_CHECKED})
 """
 
 
-def _differs_sql(old: str, new: str) -> str:
+def _differs_sql(old: str, new: str, values: dict[str, str] | None = None) -> str:
     """Whether the stored resident ``old`` differs from the checked row ``new`` (a moved-out
-    resident differs from any row: the row brings them back)."""
+    resident differs from any row: the row brings them back). ``values``: the expressions of
+    the new values where they are not ``new``'s columns (see _merged_values)."""
+    values = values or {}
     return (
         f"({', '.join(f'{old}.{c}' for c in _MUTABLE)}, {old}.moved_out_on) "
-        f"IS DISTINCT FROM ({', '.join(f'{new}.{c}' for c in _MUTABLE)}, NULL::date)"
+        f"IS DISTINCT FROM ({', '.join(values.get(c, f'{new}.{c}') for c in _MUTABLE)}, NULL::date)"
     )
+
+
+# The file's column each resident column comes from.
+_FILE_COLUMN = {c: c for c in _MUTABLE} | {"care_unit_id": "care_unit"}
+_ADDRESS = ("address_line", "postal_code", "city")
+
+
+def _merged_values(present: frozenset[str]) -> dict[str, str]:
+    """The new values of the resident columns whose file column is missing: what the resident
+    has (``old``), so a column a file does not have is never changed; a new resident gets the
+    column's default (``c``, computed as from an empty field). A protected identity, from the
+    file or as stored, still clears the address (its columns never hold one)."""
+    values = {
+        c: f"CASE WHEN old.id IS NULL THEN c.{c} ELSE old.{c} END"
+        for c in _MUTABLE
+        if _FILE_COLUMN[c] not in present
+    }
+    if "protected_identity" in values or any(c in values for c in _ADDRESS):
+        protected = values.get("protected_identity", "c.protected_identity")
+        for c in _ADDRESS:
+            values[c] = f"CASE WHEN {protected} THEN NULL ELSE {values.get(c, f'c.{c}')} END"
+    return values
 
 
 # The columns of a resident that come from the file, but the personnummer, with their types.
@@ -623,7 +615,8 @@ _CHECKED_COLUMNS = (
 # comparisons. Anything else, however slightly different (' 1380', 'TRUE', an address with a
 # protected identity), is checked like any row. Nothing is written for these rows, so only what
 # the steps below read of them is kept: their values are left NULL. (A check added to
-# _CHECK_TEMPLATE that stored rows may fail needs a condition here too.)
+# _CHECK_TEMPLATE that stored rows may fail needs a condition here too.) A column the file does
+# not have is one the import leaves as it is: it has no condition (see _unchanged_sql).
 _UNCHANGED_SQL = f"""
 CREATE TEMP TABLE {_CHECKED} ON COMMIT DROP AS
 SELECT s.line, NULL::text AS reject_column, NULL::text AS reject_reason,
@@ -637,21 +630,35 @@ JOIN residents old ON old.personnummer = CASE octet_length(s.personnummer)
     THEN left(s.personnummer, 8) || right(s.personnummer, 4) END
   END
 WHERE s.problem IS NULL AND old.moved_out_on IS NULL
-  AND CASE WHEN old.care_unit_id IS NULL THEN nullif(s.care_unit, '') IS NULL
-      -- (a hashed subplan: the few units are hashed once, not looked up row by row)
-      ELSE (old.care_unit_id, s.care_unit) IN (SELECT id, hsa_id FROM care_units) END
-  AND nullif(s.municipality, '') IS NOT DISTINCT FROM old.municipality
-  AND nullif(s.deso, '') IS NOT DISTINCT FROM old.deso
-  AND s.protected_identity = CASE WHEN old.protected_identity THEN 'true' ELSE 'false' END
-  AND nullif(s.address_line, '') IS NOT DISTINCT FROM old.address_line
-  AND nullif(s.postal_code, '') IS NOT DISTINCT FROM old.postal_code
-  AND nullif(s.city, '') IS NOT DISTINCT FROM old.city
-  AND nullif(s.phone, '') IS NOT DISTINCT FROM old.phone
-  AND s.digital_mailbox = CASE WHEN old.digital_mailbox THEN 'true' ELSE 'false' END
-  AND s.language = old.language
-  AND nullif(s.deceased_on, '') IS NOT DISTINCT FROM to_char(old.deceased_on, 'YYYY-MM-DD')
-  AND nullif(s.emigrated_on, '') IS NOT DISTINCT FROM to_char(old.emigrated_on, 'YYYY-MM-DD')
+__conditions__
 """
+_UNCHANGED_CONDITIONS = {
+    "care_unit": """CASE WHEN old.care_unit_id IS NULL THEN nullif(s.care_unit, '') IS NULL
+      -- (a hashed subplan: the few units are hashed once, not looked up row by row)
+      ELSE (old.care_unit_id, s.care_unit) IN (SELECT id, hsa_id FROM care_units) END""",
+    "municipality": "nullif(s.municipality, '') IS NOT DISTINCT FROM old.municipality",
+    "deso": "nullif(s.deso, '') IS NOT DISTINCT FROM old.deso",
+    "protected_identity": (
+        "s.protected_identity = CASE WHEN old.protected_identity THEN 'true' ELSE 'false' END"
+    ),
+    "address_line": "nullif(s.address_line, '') IS NOT DISTINCT FROM old.address_line",
+    "postal_code": "nullif(s.postal_code, '') IS NOT DISTINCT FROM old.postal_code",
+    "city": "nullif(s.city, '') IS NOT DISTINCT FROM old.city",
+    "phone": "nullif(s.phone, '') IS NOT DISTINCT FROM old.phone",
+    "digital_mailbox": ("s.digital_mailbox = CASE WHEN old.digital_mailbox THEN 'true' ELSE 'false' END"),
+    "language": "s.language = old.language",
+    "deceased_on": "nullif(s.deceased_on, '') IS NOT DISTINCT FROM to_char(old.deceased_on, 'YYYY-MM-DD')",
+    "emigrated_on": "nullif(s.emigrated_on, '') IS NOT DISTINCT FROM to_char(old.emigrated_on, 'YYYY-MM-DD')",
+}
+
+
+def _unchanged_sql(present: frozenset[str]) -> str:
+    """_UNCHANGED_SQL for a file with the columns ``present``."""
+    return _UNCHANGED_SQL.replace(
+        "__conditions__",
+        "".join(f"  AND {sql}\n" for column, sql in _UNCHANGED_CONDITIONS.items() if column in present),
+    )
+
 
 # The other rows, in one pass: every check, the typed values, and what the row does. A row's
 # reject is the first problem in column order; an early (framing) problem comes first and has
@@ -667,8 +674,8 @@ WHERE s.problem IS NULL AND old.moved_out_on IS NULL
 # its id or HSA-id changed, so every care_unit_id written below exists when the import commits.
 _CHECK_TEMPLATE = f"""
 INSERT INTO {_CHECKED} ({", ".join(_CHECKED_COLUMNS)})
-SELECT c.*, old.id AS resident_id,
-  c.reject_reason IS NULL AND old.id IS NOT NULL AND {_differs_sql("old", "c")} AS changed
+SELECT __values__, old.id AS resident_id,
+  c.reject_reason IS NULL AND old.id IS NOT NULL AND __differs__ AS changed
 FROM (
   SELECT r.line,
     CASE
@@ -710,9 +717,8 @@ FROM (
       q.postal_code, q.city, q.phone, q.mailbox, q.language, q.deceased_on, q.emigrated_on,
       CASE WHEN q.care_unit IS NOT NULL AND q.care_unit_id IS NULL THEN
         CASE WHEN q.care_unit ~ '{_HSA_ID_SQL}'
-          THEN format('no care unit has the HSA-id %s (import the care units first)', q.care_unit)
-          ELSE format('%s is not an HSA-id (SE, 10 digits, ''-'', then 1-20 letters or digits)',
-                      quote_literal(left(q.care_unit, 40)))
+          THEN 'no care unit has this HSA-id (import the care units first)'
+          ELSE 'is not an HSA-id (SE, 10 digits, ''-'', then 1-20 letters or digits)'
         END
       END AS care_unit_problem,
       -- The code checks below are ^[0-9]{{4}}$, ^[0-9]{{4}}[ABC][0-9]{{4}}$ and ^[a-z]{{2}}$,
@@ -720,26 +726,21 @@ FROM (
       -- value of the right byte length made of only those ASCII characters.
       CASE WHEN q.municipality IS NOT NULL
             AND NOT (octet_length(q.municipality) = 4 AND ltrim(q.municipality, '0123456789') = '')
-        THEN format('must be a municipality code of 4 digits (e.g. 1380), not %s',
-                    quote_literal(left(q.municipality, 40)))
+        THEN 'must be a municipality code of 4 digits (e.g. 1380)'
       END AS municipality_problem,
       CASE WHEN q.deso IS NOT NULL
             AND NOT (octet_length(q.deso) = 9 AND translate(q.deso, '0123456789', '0000000000')
                                                   IN ('0000A0000', '0000B0000', '0000C0000'))
-        THEN format('must be a DeSO code: 4 digits, A, B or C, 4 digits (e.g. 1380C1010), not %s',
-                    quote_literal(left(q.deso, 40)))
+        THEN 'must be a DeSO code: 4 digits, A, B or C, 4 digits (e.g. 1380C1010)'
       END AS deso_problem,
-      CASE WHEN q.protected IS NULL
-        THEN format('must be true or false, not %s', quote_literal(left(q.protected_in, 40)))
+      CASE WHEN q.protected IS NULL THEN {_sql_literal(BOOL_REASON)}
       END AS protected_problem,
-      CASE WHEN q.mailbox IS NULL
-        THEN format('must be true or false, not %s', quote_literal(left(q.mailbox_in, 40)))
+      CASE WHEN q.mailbox IS NULL THEN {_sql_literal(BOOL_REASON)}
       END AS mailbox_problem,
       CASE WHEN q.language IS NOT NULL
             AND NOT (octet_length(q.language) = 2
                      AND ltrim(q.language, 'abcdefghijklmnopqrstuvwxyz') = '')
-        THEN format('must be a language code of 2 lowercase letters (e.g. sv), not %s',
-                    quote_literal(left(q.language, 40)))
+        THEN 'must be a language code of 2 lowercase letters (e.g. sv)'
       END AS language_problem,
       {_date_problem_sql("q.deceased_in", "q.deceased_on", "q.birth_date")} AS deceased_problem,
       {_date_problem_sql("q.emigrated_in", "q.emigrated_on", "q.birth_date")} AS emigrated_problem
@@ -773,14 +774,28 @@ __join__
 # All rows: one hash join with the residents. The rows _UNCHANGED_SQL left: most of them new or
 # written otherwise (10 digits), few against a large register, so an index probe each (OFFSET
 # 0 keeps the planner from turning it into a hash join of every resident again).
-_CHECK_ALL_SQL = _CHECK_TEMPLATE.replace("__rows__", _STAGING).replace(
-    "__join__", "LEFT JOIN residents old ON old.personnummer = c.personnummer"
+_JOIN_ALL = "LEFT JOIN residents old ON old.personnummer = c.personnummer"
+_JOIN_REST = (
+    "LEFT JOIN LATERAL (SELECT * FROM residents r WHERE r.personnummer = c.personnummer OFFSET 0) old ON true"
 )
-_CHECK_REST_SQL = _CHECK_TEMPLATE.replace("__rows__", _REST).replace(
-    "__join__",
-    "LEFT JOIN LATERAL (SELECT * FROM residents r WHERE r.personnummer = c.personnummer OFFSET 0) old "
-    "ON true",
-)
+
+
+def _check_sql(rest: bool, present: frozenset[str]) -> str:
+    """The check of every row (``rest``: of the rows _unchanged_sql left), for a file with the
+    columns ``present``; a column it does not have keeps each resident's value."""
+    values = _merged_values(present)
+    projection = ", ".join(
+        f"{values[c]} AS {c}" if c in values else f"c.{c}"
+        for c in _CHECKED_COLUMNS
+        if c not in ("resident_id", "changed")
+    )
+    return (
+        _CHECK_TEMPLATE.replace("__rows__", _REST if rest else _STAGING)
+        .replace("__join__", _JOIN_REST if rest else _JOIN_ALL)
+        .replace("__values__", projection)
+        .replace("__differs__", _differs_sql("old", "c", values))
+    )
+
 
 # The counts, and whether a personnummer comes twice (one sort of the numbers: cheap).
 _COUNTS_SQL = f"""
@@ -916,6 +931,8 @@ async def import_residents(
     actor: str,
     reject_limit: int | None = DEFAULT_REJECT_LIMIT,
     on_reject: RejectSink | None = None,
+    delimiter: Delimiter | None = None,
+    encoding: Encoding | None = None,
 ) -> ImportSummary:
     """Import a residents register extract (CSV bytes in ``chunks``) as of the date ``as_of``.
 
@@ -935,14 +952,22 @@ async def import_residents(
     (``address_line``, ``postal_code``, ``city``) are never stored, whatever the file holds;
     an address stored earlier is cleared.
 
-    File-level problems (empty file, bad header, not UTF-8, an endless line, an extract older
-    than the last one imported) raise ``InvalidInput`` and nothing is imported. ``summary.rejects``
+    Only ``personnummer`` is required. A column the file does not have is left as it is for
+    every known resident (a new one gets its default: unlisted, no address, not protected, no
+    digital mailbox, Swedish); ``summary.columns`` and ``columns_left_unchanged`` say which.
+    The delimiter (``,`` or ``;``) and encoding (UTF-8 with or without a BOM, Windows-1252) are
+    detected unless given (see ``halsosamtal.core.imports.open_csv``); ``summary.format`` says.
+
+    File-level problems (empty file, no header row, bad header, not text in its encoding, an
+    endless line, an extract older than the last one imported) raise ``InvalidInput`` and
+    nothing is imported. ``summary.rejects``
     holds the first ``reject_limit`` rejects by line (all of them when None); ``on_reject`` is
     called for every reject, in line order.
     """
     started = time.perf_counter()
-    header, rest, iterator = await _split_header(chunks)
-    names = _parse_header(header)
+    start = await open_csv(chunks, delimiter=delimiter, encoding=encoding)
+    names = header_columns(start.header, COLUMNS, required=("personnummer",), example=HEADER_EXAMPLE)
+    present = frozenset(names)
 
     await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
     await _check_as_of(session, as_of)
@@ -964,7 +989,7 @@ async def import_residents(
         text(f"CREATE TEMP TABLE {_REOPEN} (resident_id bigint, care_unit_id bigint) ON COMMIT DROP")
     )
 
-    framed_rows = await _copy_into_staging(session, names, rest, iterator)
+    framed_rows = await _copy_into_staging(session, names, start.format, start.rest)
     timings = {"copy": time.perf_counter() - started}
 
     params: dict[str, Any] = {"as_of": as_of, **reference_params(as_of)}
@@ -978,11 +1003,11 @@ async def import_residents(
     t = time.perf_counter()
     await _analyze(session, _STAGING)
     timings["analyze"] = time.perf_counter() - t
-    unchanged = (await step("unchanged", _UNCHANGED_SQL)).rowcount
+    unchanged = (await step("unchanged", _unchanged_sql(present))).rowcount
     if unchanged:
         await step("rest", _REST_SQL)
         await _analyze(session, _REST)
-    await step("check", _CHECK_REST_SQL if unchanged else _CHECK_ALL_SQL)
+    await step("check", _check_sql(bool(unchanged), present))
     await _analyze(session, _CHECKED)
     counts = (await step("count", _COUNTS_SQL)).one()
     if counts.rows != framed_rows:  # pragma: no cover - would be a bug in the framing
@@ -991,7 +1016,13 @@ async def import_residents(
         await step("duplicates", _DUPLICATES_SQL)
         counts = (await step("count", _COUNTS_SQL)).one()
 
-    summary = ImportSummary(rows=counts.rows, rejected=counts.rejected)
+    summary = ImportSummary(
+        rows=counts.rows,
+        rejected=counts.rejected,
+        columns=names,
+        columns_left_unchanged=[c for c in COLUMNS if c not in present],
+        format=start.format,
+    )
     if snapshot and counts.rows == counts.rejected:
         raise InvalidInput(
             "a snapshot without one valid row would mark every resident as moved out; nothing was imported"
@@ -1053,18 +1084,14 @@ async def import_residents(
 
 
 async def _copy_into_staging(
-    session: AsyncSession, names: list[str], rest: bytes, chunks: AsyncIterator[bytes]
+    session: AsyncSession, names: list[str], fmt: CsvFormat, rest: AsyncIterator[bytes]
 ) -> int:
     """Stream the rows (after the header) through the framer into the staging table with COPY;
     the number of rows framed. Memory stays at about one chunk whatever the file's size."""
-    framer = _Framer(columns=len(names))
+    framer = _Framer(columns=len(names), delimiter=fmt.delimiter.encode())
 
     async def payload() -> AsyncIterator[bytes]:
-        if rest:
-            out = framer.feed(rest)
-            if out:
-                yield out
-        async for chunk in chunks:
+        async for chunk in utf8_chunks(rest, fmt):
             out = framer.feed(chunk)
             if out:
                 yield out
@@ -1073,7 +1100,13 @@ async def _copy_into_staging(
             yield out
 
     conn = await raw_connection(await session.connection())
-    await conn.copy_to_table(_STAGING, source=payload(), columns=["line", "problem", *names], format="csv")
+    await conn.copy_to_table(
+        _STAGING,
+        source=payload(),
+        columns=["line", "problem", *names],
+        format="csv",
+        delimiter=fmt.delimiter,
+    )
     return framer.rows
 
 

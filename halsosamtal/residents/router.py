@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from halsosamtal.access.dependencies import Operator
 from halsosamtal.audit.dependencies import Audit
 from halsosamtal.core.http import Session, problem_responses
-from halsosamtal.residents.lookup import ResidentLookup, ResidentOut, ids_by_personnummer, lookup
+from halsosamtal.residents.lookup import ResidentLookup, ResidentOut, lookup, residents_by_personnummer
 
 router = APIRouter(tags=["residents"])
 
@@ -25,5 +25,5 @@ async def lookup_resident(
     never lands in a URL or an access log). The address of a resident with protected identity
     is never returned."""
     found = await lookup(session, body.personnummer)
-    audit.add("read", await ids_by_personnummer(session, [body.personnummer]))
+    audit.add_query("read", residents_by_personnummer([body.personnummer]))
     return found

@@ -569,7 +569,8 @@ async def by_external_id(session: AsyncSession, unit_id: int, external_id: str) 
         )
     ).first()
     if row is None:
-        raise ResultNotFound(f"the unit has no result with external_id {external_id!r}")
+        # Not quoted back: an external id is the EHR's free text and may hold anything.
+        raise ResultNotFound("the unit has no result with this external_id")
     return _out(row)
 
 

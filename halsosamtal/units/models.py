@@ -18,6 +18,8 @@ class CareUnit(TimestampMixin, Base):
         CheckConstraint("operator IN ('public', 'private')", name="operator"),
         CheckConstraint("weekly_capacity >= 0", name="capacity_not_negative"),
         CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),
+        CheckConstraint("length(visiting_address) BETWEEN 1 AND 200", name="visiting_address_length"),
+        CheckConstraint("length(phone) BETWEEN 1 AND 40", name="phone_length"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -31,4 +33,10 @@ class CareUnit(TimestampMixin, Base):
         default=0,
         server_default="0",
         comment="Health talks the unit can hold per week",
+    )
+    visiting_address: Mapped[str | None] = mapped_column(
+        Text, comment="Where residents come for the talk, as letters and texts show it"
+    )
+    phone: Mapped[str | None] = mapped_column(
+        Text, comment="The number residents call, as letters and texts show it"
     )

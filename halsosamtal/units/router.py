@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import codecs
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from halsosamtal.access.dependencies import Operator
-from halsosamtal.core.errors import InvalidInput
 from halsosamtal.core.http import Session, problem_responses
-from halsosamtal.core.imports import ImportSummary
+from halsosamtal.core.imports import (
+    DEFAULT_REJECT_LIMIT,
+    DelimiterQuery,
+    EncodingQuery,
+    ImportSummary,
+    csv_body,
+    parse_delimiter,
+    parse_encoding,
+)
 from halsosamtal.units import service
 from halsosamtal.units.access import HsaId, OperatorOrEhr
 from halsosamtal.units.schemas import CareUnitOut, CareUnitUpdate
@@ -24,29 +29,14 @@ CSV_BODY = {
         "content": {
             "text/csv": {
                 "schema": {"type": "string"},
-                "example": "hsa_id,name,municipality,operator,participating,weekly_capacity\n"
-                "SE2321000131-E000000000123,Vårdcentralen Andersberg,1380,public,true,20\n",
+                "example": "hsa_id;name;municipality;operator;participating;weekly_capacity;"
+                "visiting_address;phone\r\n"
+                "SE2321000131-E000000000123;Vårdcentralen Andersberg;1380;public;ja;20;"
+                "Andersbergsvägen 1, 302 45 Halmstad;035-123 45 00\r\n",
             }
         },
     }
 }
-
-
-async def decode_lines(request: Request) -> AsyncIterator[str]:
-    """The request body as text lines, decoded incrementally (a bad byte is a 422)."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    pending = ""
-    try:
-        async for chunk in request.stream():
-            pending += decoder.decode(chunk)
-            *complete, pending = pending.split("\n")
-            for line in complete:
-                yield line + "\n"
-        pending += decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        raise InvalidInput("the body is not UTF-8 text", field="body") from exc
-    if pending:
-        yield pending
 
 
 @router.get(
@@ -74,13 +64,37 @@ async def list_care_units(
     responses=problem_responses(401, 403, 422),
     openapi_extra=CSV_BODY,
 )
-async def import_care_units(request: Request, session: Session, principal: Operator) -> ImportSummary:
-    """Upsert care units from the register CSV
-    (`hsa_id,name,municipality,operator,participating,weekly_capacity`).
+async def import_care_units(
+    request: Request,
+    session: Session,
+    principal: Operator,
+    delimiter: DelimiterQuery = None,
+    encoding: EncodingQuery = None,
+) -> ImportSummary:
+    """Upsert care units by HSA-id from the register CSV (header row, columns in any order:
+    `hsa_id` (required), `name`, `municipality`, `operator`, `participating`,
+    `weekly_capacity`, `visiting_address`, `phone`).
 
-    Valid rows are imported, each bad row is reported with its line and reason."""
-    lines = [line async for line in decode_lines(request)]
-    return await service.import_care_units(session, lines, source="api", actor=principal.name)
+    A column the body does not have is left as it is on every known unit; a new unit needs
+    `name`, `municipality` and `operator`. `columns` and `columns_left_unchanged` in the answer
+    say which. The body may be what Swedish Excel saves (`,` or `;`, UTF-8 with or without a
+    BOM or Windows-1252, CRLF): detected unless given, and `format` says how it was read.
+    `participating` is true/false, ja/nej or 1/0 (any case).
+
+    The body is streamed. Valid rows are imported; each bad row is reported with its line and
+    column (never its values), the first 1000 in `rejects`. A problem with the body itself (no
+    header row, an unknown column, not text, a line over 1 MiB) is a 422 and nothing is
+    imported."""
+    given_delimiter, given_encoding = parse_delimiter(delimiter), parse_encoding(encoding)
+    return await service.import_care_units(
+        session,
+        csv_body(request, "the care units"),
+        source="api",
+        actor=principal.name,
+        delimiter=given_delimiter,
+        encoding=given_encoding,
+        reject_limit=DEFAULT_REJECT_LIMIT,
+    )
 
 
 @router.get(

@@ -5,7 +5,6 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from halsosamtal.core.http import LocalTime, StrictModel
-from halsosamtal.units.models import HSA_ID_PATTERN
 
 
 class CareUnitOut(BaseModel):
@@ -15,6 +14,12 @@ class CareUnitOut(BaseModel):
     operator: Literal["public", "private"]
     participating: bool
     weekly_capacity: int = Field(description="Health talks the unit can hold per week")
+    visiting_address: str | None = Field(
+        None,
+        description="Where residents come for the talk",
+        examples=["Andersbergsvägen 1, 302 45 Halmstad"],
+    )
+    phone: str | None = Field(None, description="The number residents call", examples=["035-123 45 00"])
     created_at: LocalTime
     updated_at: LocalTime
 
@@ -24,14 +29,3 @@ class CareUnitUpdate(StrictModel):
 
     participating: bool | None = None
     weekly_capacity: int | None = Field(None, ge=0, le=10_000)
-
-
-class CareUnitRow(BaseModel):
-    """One valid row of the care unit register file."""
-
-    hsa_id: str = Field(pattern=HSA_ID_PATTERN)
-    name: str = Field(min_length=1, max_length=200)
-    municipality: str = Field(pattern=r"^[0-9]{4}$")
-    operator: Literal["public", "private"]
-    participating: bool
-    weekly_capacity: int = Field(ge=0, le=10_000)

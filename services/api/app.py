@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 
 import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
 from halsosamtal.access.doors import Doors
-from halsosamtal.core.http import install_error_handlers, refuse_unknown_query
+from halsosamtal.core.http import install_error_handlers, refuse_unknown_query, refuse_unusable_text
 from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import Resources, open_resources
 from halsosamtal.core.settings import Settings, get_settings
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         # Served by install_docs from the API's own assets, not FastAPI's CDN-backed pages.
         docs_url=None,
         redoc_url=None,
-        dependencies=[Depends(refuse_unknown_query)],
+        dependencies=[Depends(refuse_unusable_text), Depends(refuse_unknown_query)],
     )
     # Inside RequestContext (added by install_error_handlers, so outermost): a refusal at the
     # door has its request id.

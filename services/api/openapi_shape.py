@@ -5,10 +5,18 @@ Every 201 and 202 answer carries ``Location``, the URL of what it created; the d
 FastAPI's OpenAPI model types numeric bounds as floats, so an integer field's bounds came out
 as ``9.223372036854776e+18`` and ``1.0``, which generators turn into float literals that do not
 compile against an integer type. Bounds of integer schemas are written back as integers.
+
+The document also says what the API really answers when something is wrong: every problem is
+``application/problem+json`` with the ``Problem`` schema (FastAPI declared it as
+``application/json``, and its default 422 with a body shape the API never sends); every
+operation can answer 422 (an unknown query parameter, text no field can hold), one with a JSON
+body 400 (a body that is not JSON at all), and every operation that needs the database 503
+(it is unreachable or too slow; send again), each with ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +41,64 @@ def integer_bounds(node: Any) -> Any:
     return node
 
 
+PROBLEM = "application/problem+json"
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+ALWAYS_LIVE = {"/healthz", "/readyz"}
+"""Operations that answer without the database's help (readiness declares its own 503)."""
+
+GENERIC_ERRORS: dict[str, str] = {
+    "400": "The body is not JSON (a syntax error, or bytes that are not UTF-8)",
+    "422": "The request is malformed or breaks a rule; `errors` names each field",
+    "503": "The database is unreachable or did not answer in time; nothing was done, send the "
+    "request again after `Retry-After` seconds (writes with the same Idempotency-Key are safe "
+    "to repeat)",
+}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM: {"schema": dict(PROBLEM_REF)}}}
+
+
+def _json_body(operation: dict[str, Any]) -> bool:
+    content = operation.get("requestBody", {}).get("content", {})
+    return any(kind == "application/json" or kind.endswith("+json") for kind in content)
+
+
+def problem_responses(document: dict[str, Any]) -> dict[str, Any]:
+    """Declare every error answer as a problem: its media type, its schema, and the statuses
+    any operation can answer whatever its handler does (400, 422, 503)."""
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            for status, response in responses.items():
+                content = response.get("content", {})
+                schemas = [media.get("schema", {}) for media in content.values()]
+                refs = {schema.get("$ref", "") for schema in schemas}
+                is_problem = PROBLEM in content or any(
+                    ref.endswith(("/Problem", "/HTTPValidationError")) for ref in refs
+                )
+                if status.startswith(("4", "5")) and is_problem:
+                    response["content"] = {PROBLEM: {"schema": dict(PROBLEM_REF)}}
+            wanted = ["422"]
+            if _json_body(operation):
+                wanted.append("400")
+            if path not in ALWAYS_LIVE:
+                wanted.append("503")
+            for status in wanted:
+                responses.setdefault(status, _problem(GENERIC_ERRORS[status]))
+            if "503" in responses and path not in ALWAYS_LIVE:
+                responses["503"]["headers"] = {
+                    "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+                }
+            operation["responses"] = dict(sorted(responses.items()))
+    schemas = document.get("components", {}).get("schemas", {})
+    text = json.dumps(document.get("paths", {}))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if unused in schemas and f'/{unused}"' not in text:
+            del schemas[unused]
+    return document
+
+
 LOCATION = {
     "description": "The URL of what was created (relative to the API's root)",
     "schema": {"type": "string", "examples": ["/v1/results/42"]},
@@ -55,7 +121,7 @@ def install(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = location_headers(integer_bounds(build()))
+            app.openapi_schema = problem_responses(location_headers(integer_bounds(build())))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

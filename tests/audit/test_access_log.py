@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -138,6 +138,50 @@ async def test_the_portal_reads_the_log_of_its_tokens_resident_only(
     assert (theirs.status_code, theirs.json()["code"]) == (403, "resident-token-other-resident")
     logged = await events(sessionmaker, operation="portal_get_access_log")
     assert [(e.resident_id, e.acting_person) for e in logged] == [(me.id, f"resident:{me.id}")]
+
+
+async def test_a_resident_named_by_personnummer_costs_one_statement_and_none_with_the_log_off(
+    api: httpx.AsyncClient,
+    app: Any,
+    operator: dict[str, str],
+    sessionmaker: SM,
+) -> None:
+    """The access log's cost (issue 12: at most 15 % of the booking or search rate): the resident
+    is found inside the event's own INSERT ... SELECT, no round trip of its own; with the log off
+    the route does no access-log work at all."""
+    resident = await make_resident(sessionmaker, dt.date(1987, 5, 4))
+    engine = app.state.resources.engine.sync_engine
+
+    async def statements_of_a_lookup() -> list[str]:
+        seen: list[str] = []
+
+        def listen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", listen)
+        try:
+            response = await api.post(
+                "/v1/residents/lookup", headers=operator, json={"personnummer": resident.personnummer[2:]}
+            )
+        finally:
+            event.remove(engine, "before_cursor_execute", listen)
+        assert response.status_code == 200, response.text
+        return seen
+
+    logged = await statements_of_a_lookup()
+    (insert,) = [s for s in logged if "access_events" in s]
+    assert "FROM residents" in insert
+    assert [e.resident_id for e in await events(sessionmaker)] == [resident.id]
+
+    settings = app.state.settings
+    app.state.settings = settings.model_copy(update={"audit_log": False})
+    try:
+        unlogged = await statements_of_a_lookup()
+    finally:
+        app.state.settings = settings
+    assert not [s for s in unlogged if "access_events" in s]
+    assert len(unlogged) == len(logged) - 1
+    assert len(await events(sessionmaker)) == 1
 
 
 async def test_the_log_refuses_update_delete_and_truncate(sessionmaker: SM) -> None:

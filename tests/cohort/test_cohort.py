@@ -107,4 +107,4 @@ async def test_bad_queries_are_clear(api: httpx.AsyncClient, operator: dict[str,
     assert wrong_age.json()["detail"] == "45 is not a target age of 2027 (40, 50)"
     bad_cursor = await api.get("/v1/cohort/2027/members", headers=operator, params={"cursor": "nonsense"})
     assert bad_cursor.status_code == 422
-    assert bad_cursor.json()["field"] == "cursor"
+    assert bad_cursor.json()["errors"][0]["pointer"] == "/cursor"

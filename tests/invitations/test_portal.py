@@ -48,7 +48,9 @@ async def _invited(sm: SM, unit: CareUnit, **kw: Any) -> tuple[Resident, int, in
 async def test_the_resident_sees_their_own_invitation(
     sessionmaker: SM, make_unit: MakeUnit, client: httpx.AsyncClient, portal: dict[str, str]
 ) -> None:
-    unit = await make_unit(name="Vårdcentralen Andersberg")
+    unit = await make_unit(
+        name="Vårdcentralen Andersberg", visiting_address="Andersbergsvägen 1, Halmstad", phone="035-13 10 00"
+    )
     await make_year(sessionmaker)
     person, invitation_id, _ = await _invited(sessionmaker, unit, sent_on=dt.date(2027, 3, 1))
     response = await client.post(
@@ -62,6 +64,8 @@ async def test_the_resident_sees_their_own_invitation(
         "status": "open",
         "care_unit_name": "Vårdcentralen Andersberg",
         "care_unit": unit.hsa_id,
+        "care_unit_visiting_address": "Andersbergsvägen 1, Halmstad",
+        "care_unit_phone": "035-13 10 00",
         "valid_until": "2028-03-31",
         "appointment": None,
     }

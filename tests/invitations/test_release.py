@@ -30,7 +30,9 @@ def webhook(settings: Settings, **more: object) -> Settings:
 async def test_release_chooses_the_channel_renders_the_text_and_opens_the_invitation(
     sessionmaker: SM, settings: Settings, make_unit: MakeUnit
 ) -> None:
-    unit = await make_unit(name="Vårdcentralen Andersberg")
+    unit = await make_unit(
+        name="Vårdcentralen Andersberg", visiting_address="Andersbergsvägen 1, Halmstad", phone="035-13 10 00"
+    )
     await make_year(sessionmaker)
     people = {
         "mailbox": await resident(sessionmaker, unit.id, digital_mailbox=True, phone="0701234567"),
@@ -68,6 +70,8 @@ async def test_release_chooses_the_channel_renders_the_text_and_opens_the_invita
             template,
         ), key
         assert "Vårdcentralen Andersberg" in row.body
+        assert "035-13 10 00" in row.body  # the unit's phone: who to contact
+        assert ("Andersbergsvägen 1" in row.body) == (channel != "sms"), key  # letters: where
         assert "https://www.1177.se" in row.body
         assert ("31 mars 2028" if language == "sv" else "31 March 2028") in row.body
         assert (row.subject is None) == (channel == "sms")

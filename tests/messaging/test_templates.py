@@ -180,6 +180,19 @@ def test_the_unit_phone_is_optional() -> None:
     assert "ring 010-476 19 00" in render("invitation", "short", "sv", CONTEXT).body
 
 
+def test_letters_name_the_units_visiting_address_and_phone_when_it_has_them() -> None:
+    context = replace(CONTEXT, unit_address="Storgatan 12, 302 43 Halmstad")
+    letter = render("invitation", "long", "sv", context).body
+    assert letter.endswith(f"{UNIT_NAMES[0]}\nStorgatan 12, 302 43 Halmstad\nTelefon 010-476 19 00")
+    assert "Kontakta oss på 010-476 19 00" in render("booking_confirmation", "long", "sv", context).body
+    confirmation = render("booking_confirmation", "long", "en", context).body
+    assert f"Place: {UNIT_NAMES[0]}, Storgatan 12, 302 43 Halmstad" in confirmation
+    assert confirmation.endswith("Storgatan 12, 302 43 Halmstad\nPhone 010-476 19 00")
+    bare = render("invitation", "long", "sv", replace(CONTEXT, unit_phone=None)).body
+    assert bare.endswith(f"Varma hälsningar\n{UNIT_NAMES[0]}")  # nothing made up
+    assert "Storgatan" not in render("invitation", "short", "sv", context).body  # SMS stays short
+
+
 def test_a_moved_booking_mentions_the_earlier_time_only_when_given() -> None:
     with_previous = render("booking_moved", "short", "sv", CONTEXT).body
     without = render("booking_moved", "short", "sv", replace(CONTEXT, previous_appointment_at=None)).body

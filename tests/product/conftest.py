@@ -39,6 +39,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -382,10 +383,10 @@ def new_database_name() -> str:
     return f"halsosamtal_test_product_{os.getpid()}_{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture(scope="package")
-def product() -> Iterator[Product]:
-    """The running service for every product test (package scope: it stops when the last
-    product test has run, not at the end of the whole suite)."""
+@contextmanager
+def running_product() -> Iterator[Product]:
+    """The service as its users run it, in a throw-away database of its own: migrated, with the
+    API and the worker up until the block ends; then stopped and dropped."""
     tmp = Path(tempfile.mkdtemp(prefix="halsosamtal-product-"))
     database = new_database_name()
     assert re.fullmatch(r"halsosamtal_test_product_\d+_[0-9a-f]{8}", database)
@@ -413,6 +414,14 @@ def product() -> Iterator[Product]:
                 infra.stop_embedded_postgres(product.data_dir)
                 infra.stop_embedded_redis(product.data_dir)
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def product() -> Iterator[Product]:
+    """The running service for every product test (package scope: it stops when the last
+    product test has run, not at the end of the whole suite)."""
+    with running_product() as running:
+        yield running
 
 
 @pytest.hookimpl(wrapper=True)

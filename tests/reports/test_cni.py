@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -16,9 +18,15 @@ from halsosamtal.reports.schemas import CniImportSummary
 SM = async_sessionmaker[AsyncSession]
 
 
-async def _import(sm: SM, content: str) -> CniImportSummary:
+async def _import(sm: SM, content: str | bytes, **kwargs: Any) -> CniImportSummary:
+    data = content.encode() if isinstance(content, str) else content
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(data), 7):  # small chunks: where they are cut does not matter
+            yield data[i : i + 7]
+
     async with sm() as s, s.begin():
-        return await import_cni(s, content.splitlines(keepends=True))
+        return await import_cni(s, chunks(), **kwargs)
 
 
 async def _table(sm: SM) -> dict[str, Decimal]:
@@ -44,7 +52,7 @@ async def test_valid_rows_are_imported_and_bad_rows_reported_by_line(sessionmake
         (4, "deso", "not a DeSO code like 1380C1010"),
         (5, "cni", "cni must be a number, e.g. 1.25"),
         (6, "deso", "duplicate of line 2"),
-        (9, None, "expected 2 fields, found 1"),
+        (9, None, "has 1 fields; the header has 2 columns"),
     ]
     assert await _table(sessionmaker) == {
         "1380C1010": Decimal("1.2500"),
@@ -73,11 +81,27 @@ async def test_the_file_is_the_whole_table_unless_rows_were_rejected(sessionmake
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("", "the file is empty"), ("deso,value\n1380C1010,1\n", "bad header")],
+    [
+        ("", "the file is empty"),
+        ("deso,value\n1380C1010,1\n", "unknown column(s) 'value'"),
+        ("deso\n1380C1010\n", "the header has no cni column"),
+        ("1380C1010,1.2\n", "the file has no header row"),
+    ],
 )
 async def test_a_file_without_the_right_header_is_refused_whole(
     sessionmaker: SM, content: str, message: str
 ) -> None:
-    with pytest.raises(InvalidInput, match=message):
+    with pytest.raises(InvalidInput) as raised:
         await _import(sessionmaker, content)
+    assert message in raised.value.detail
     assert await _table(sessionmaker) == {}
+
+
+async def test_a_swedish_excel_file_reads_as_its_utf8_comma_version(sessionmaker: SM) -> None:
+    plain = await _import(sessionmaker, "deso,cni\n1380C1010,1.25\n1380C1020,0.75\n")
+    excel = await _import(sessionmaker, b"\xef\xbb\xbfDeSO;CNI\r\n1380C1010;1,25\r\n1380C1020;0,75\r\n;\r\n")
+    assert (excel.rows, excel.unchanged, excel.rejected) == (2, 2, 0)
+    assert (excel.format.delimiter, excel.format.encoding, excel.format.bom) == (";", "utf-8", True)
+    assert excel.format.line_ending == "CRLF"
+    assert plain.format.delimiter == ","
+    assert await _table(sessionmaker) == {"1380C1010": Decimal("1.2500"), "1380C1020": Decimal("0.7500")}

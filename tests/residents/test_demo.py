@@ -474,7 +474,10 @@ def test_care_units_csv_round_trip(units: list[DemoCareUnit]) -> None:
     out = io.StringIO()
     assert write_care_units_csv(out, units) == len(units)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
-    assert list(rows[0]) == ["hsa_id", "name", "municipality", "operator", "participating", "weekly_capacity"]
+    assert list(rows[0]) == [
+        "hsa_id", "name", "municipality", "operator", "participating", "weekly_capacity",
+        "visiting_address", "phone",
+    ]  # fmt: skip
     back = [
         DemoCareUnit(
             hsa_id=r["hsa_id"],
@@ -487,3 +490,7 @@ def test_care_units_csv_round_trip(units: list[DemoCareUnit]) -> None:
         for r in rows
     ]
     assert back == units
+    assert [(r["visiting_address"], r["phone"]) for r in rows] == [
+        (u.visiting_address, u.phone) for u in units
+    ]
+    assert len({r["phone"] for r in rows}) == len(rows)  # every unit its own number
