@@ -27,7 +27,9 @@ from halsosamtal.core.runtime import Resources, redis_settings
 from halsosamtal.core.settings import Settings
 from halsosamtal.units.models import CareUnit
 from services.api.app import create_app
+from tests import tokens
 from tests.browser import find_chromium
+from tests.tokens import TestIdp, sign_portal_calls
 
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
 
@@ -61,7 +63,13 @@ async def database_url(endpoints: infra.Endpoints) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, endpoints: infra.Endpoints) -> Settings:
+def idp(tmp_path_factory: pytest.TempPathFactory) -> TestIdp:
+    """The tests' identity provider: its keys, its JWKS file, resident tokens (tests/tokens.py)."""
+    return TestIdp(tmp_path_factory.mktemp("idp"))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, endpoints: infra.Endpoints, idp: TestIdp) -> Settings:
     return Settings(
         environment="test",
         database_url=database_url,
@@ -69,6 +77,15 @@ def settings(database_url: str, endpoints: infra.Endpoints) -> Settings:
         queue_name=f"halsosamtal:test:{RUN_ID}",
         db_pool_size=5,
         db_max_overflow=20,
+        resident_token_jwks_file=idp.jwks_file,
+        resident_token_issuer=tokens.ISSUER,
+        resident_token_audience=tokens.AUDIENCE,
+        # Every test speaks from one address with many clients: the limits get tests of their own
+        # (tests/access/test_doors.py).
+        rate_limit_failed_auth="100000/minute",
+        rate_limit_operator="100000/minute",
+        rate_limit_portal="100000/minute",
+        rate_limit_ehr="100000/minute",
     )
 
 
@@ -144,10 +161,14 @@ async def app(settings: Settings, resources: Resources) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def api(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for the app, with no credentials."""
+async def api(app: Any, idp: TestIdp) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the app, with no credentials; a portal call naming a resident in its
+    body carries that resident's token, as a portal forwards the logged-in resident's login
+    (``tests.tokens.sign_portal_calls``; a call that sends its own token keeps it)."""
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver",
+        event_hooks={"request": [sign_portal_calls(idp)]},
     ) as client:
         yield client
 

@@ -24,6 +24,9 @@ async def current_principal(
     session: Session,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    # Authenticated at the door (halsosamtal.access.doors), before the body was read.
+    if isinstance(found := getattr(request.state, "principal", None), Principal):
+        return found
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
     principal = await authenticate(session, credentials.credentials)

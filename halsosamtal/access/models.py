@@ -26,6 +26,15 @@ class ApiClient(Base):
     key_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True, comment="SHA-256 of the key")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    previous_key_prefix: Mapped[str | None] = mapped_column(
+        Text, comment="After a rotation: the first characters of the key before"
+    )
+    previous_key_hash: Mapped[bytes | None] = mapped_column(
+        LargeBinary, unique=True, comment="After a rotation: SHA-256 of the key before, valid until"
+    )
+    previous_key_valid_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="When the key before a rotation stops working"
+    )
 
     care_units: Mapped[list[ApiClientCareUnit]] = relationship(lazy="raise", cascade="all, delete-orphan")
 

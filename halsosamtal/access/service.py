@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Select, func, select, text, update
@@ -123,19 +124,56 @@ async def revoke_client(session: AsyncSession, name: str) -> ClientRecord:
     return _record(*row)
 
 
+@dataclass(frozen=True)
+class Rotated:
+    """A client's new key (shown this once) and until when the key before still works."""
+
+    client: ClientRecord
+    key: str
+    previous_prefix: str
+    previous_valid_until: datetime
+
+
+async def rotate_key(session: AsyncSession, name: str, *, overlap: timedelta) -> Rotated:
+    """Give a client a new key; the current one keeps working for ``overlap`` (0: it stops now),
+    so the client can switch without a refused request. A key from an earlier rotation that is
+    still in its overlap stops at once: a client has at most two keys."""
+    if overlap < timedelta(0):
+        raise InvalidInput("the overlap cannot be negative", field="overlap")
+    client = await session.scalar(select(ApiClient).where(ApiClient.name == name).with_for_update())
+    if client is None:
+        raise NotFound(f"no client named {name!r}")
+    if client.revoked_at is not None:
+        raise Conflict(f"the client {name!r} is revoked; create a new one")
+    key = keys.new_key()
+    until = datetime.now(UTC) + overlap
+    client.previous_key_prefix, client.previous_key_hash = client.key_prefix, client.key_hash
+    client.previous_key_valid_until = until
+    client.key_prefix, client.key_hash = keys.display_prefix(key), keys.hash_key(key)
+    await session.flush()
+    row = (await session.execute(_client_query().where(ApiClient.id == client.id))).one()
+    return Rotated(_record(*row), key, client.previous_key_prefix, until)
+
+
 # Plain SQL: it runs on every request, and the ORM form costs its cache-key work every time.
+# Both hashes are looked up by index (the key itself is never compared); the row's hash is then
+# compared once more in constant time.
 _AUTHENTICATE = text("""
 SELECT c.id, c.name, c.role,
+       CASE WHEN c.key_hash = :key_hash THEN c.key_hash ELSE c.previous_key_hash END AS matched,
        coalesce((SELECT array_agg(u.care_unit_id) FROM api_client_care_units u WHERE u.client_id = c.id),
                 '{}') AS units
 FROM api_clients c
-WHERE c.key_hash = :key_hash AND c.revoked_at IS NULL
+WHERE (c.key_hash = :key_hash OR (c.previous_key_hash = :key_hash AND c.previous_key_valid_until > now()))
+  AND c.revoked_at IS NULL
 """)
 
 
 async def authenticate(session: AsyncSession, key: str) -> Principal | None:
-    """The client a key belongs to, or None when the key is unknown or revoked."""
-    row = (await session.execute(_AUTHENTICATE, {"key_hash": keys.hash_key(key)})).first()
-    if row is None:
+    """The client a key belongs to (its current key, or the one before a rotation while its
+    overlap lasts), or None when the key is unknown, revoked or past its overlap."""
+    digest = keys.hash_key(key)
+    row = (await session.execute(_AUTHENTICATE, {"key_hash": digest})).first()
+    if row is None or not hmac.compare_digest(bytes(row.matched), digest):
         return None
     return Principal(client_id=row.id, name=row.name, role=row.role, care_unit_ids=frozenset(row.units))

@@ -39,7 +39,12 @@ AccessPurpose = Annotated[
 def _who(request: Request, acting_person: str | None, purpose: str | None) -> Who:
     principal = getattr(request.state, "principal", None)
     role = getattr(principal, "role", "unknown")
-    if role == "portal" and acting_person is None:
+    # A portal acts for the resident its verified token names (set by the portal's identity);
+    # no header of the caller's can claim otherwise.
+    verified = getattr(request.state, "acting_person", None)
+    if role == "portal" and verified is not None:
+        acting_person = verified
+    elif role == "portal" and acting_person is None:
         acting_person = "resident"
     return Who(
         client_id=getattr(principal, "client_id", None),

@@ -30,7 +30,10 @@ class AccessEventOut(BaseModel):
     at: LocalTime
     client: str = Field(description="API client name, or 'cli'")
     role: str
-    acting_person: str | None = Field(description="The clinician's HSA-id, 'resident', or the OS user")
+    acting_person: str | None = Field(
+        description="The clinician's HSA-id; for a portal 'resident:<id>' (the resident its token "
+        "names) or 'resident' (asserted identity); the OS user for the CLI"
+    )
     resident_id: int | None = Field(description="Whose data (internal id); null for an automated run")
     operation: str
     action: str

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from halsosamtal.core.http import MAX_ID, LocalTime, ServiceDay, ServiceTime, StrictModel, TimeCursorField
-from halsosamtal.residents.lookup import ResidentLookup
+from halsosamtal.residents.lookup import ResidentNamed
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -154,7 +154,7 @@ class AppointmentDetail(CentreAppointmentOut):
 # --- Requests -----------------------------------------------------------------------------------
 
 
-class SlotSearch(ResidentLookup):
+class SlotSearch(ResidentNamed):
     invitation_id: int = Field(ge=1, le=MAX_ID, description="`id` of the resident's invitation")
     first_day: ServiceDay | None = Field(None, description="From this day (default: the first bookable)")
     last_day: ServiceDay | None = Field(None, description="Up to and including this day")
@@ -162,12 +162,12 @@ class SlotSearch(ResidentLookup):
     cursor: TimeCursorField = None
 
 
-class BookRequest(ResidentLookup):
+class BookRequest(ResidentNamed):
     invitation_id: int = Field(ge=1, le=MAX_ID, description="`id` of the resident's invitation")
     slot_id: int = Field(ge=1, le=MAX_ID)
 
 
-class MoveRequest(ResidentLookup):
+class MoveRequest(ResidentNamed):
     invitation_id: int | None = Field(
         None,
         ge=1,
@@ -178,7 +178,7 @@ class MoveRequest(ResidentLookup):
     slot_id: int = Field(ge=1, le=MAX_ID, description="The new time")
 
 
-class PortalCancelRequest(ResidentLookup):
+class PortalCancelRequest(ResidentNamed):
     invitation_id: int | None = Field(
         None,
         ge=1,

@@ -168,10 +168,14 @@ def api(
     import json
     from pathlib import Path
 
+    from halsosamtal.core.console import fail
     from halsosamtal.core.logging import dict_config
     from halsosamtal.core.metrics import MULTIPROC_ENV, fresh_multiprocess_dir
     from halsosamtal.core.settings import get_settings
+    from halsosamtal.portal.identity import unconfigured
 
+    if (why := unconfigured(get_settings())) is not None:
+        fail(why)
     _pass_on_endpoints()
     # Every server process writes its metrics to files here and /metrics adds them up; the
     # same with one process, so a scrape sees the same series however many there are.

@@ -95,6 +95,61 @@ def list_(
     console.print(table)
 
 
+async def rotate_client(
+    session: AsyncSession, name: str, overlap_hours: int
+) -> tuple[service.Rotated, ClientOut]:
+    from datetime import timedelta
+
+    from halsosamtal.units.service import hsa_by_id
+
+    rotated = await service.rotate_key(session, name, overlap=timedelta(hours=overlap_hours))
+    return rotated, rotated.client.out(await hsa_by_id(session, rotated.client.care_unit_ids))
+
+
+@app.command("rotate")
+def rotate(
+    name: Annotated[str, typer.Argument(help="The client's name.")],
+    overlap_hours: Annotated[
+        int,
+        typer.Option(
+            "--overlap-hours",
+            min=0,
+            max=24 * 90,
+            help="How long the key before keeps working, so the client can switch (0: it stops now).",
+        ),
+    ] = 24,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Give a client a new key, shown this once; the key before works for the overlap period."""
+    from halsosamtal.core.clock import STOCKHOLM
+
+    rotated, client = run_in_transaction(lambda s: rotate_client(s, name, overlap_hours), dry_run=dry_run)
+    until = rotated.previous_valid_until.astimezone(STOCKHOLM)
+    if dry_run:
+        console.print(
+            f"would rotate the key of {client.name}; the key before would work until "
+            f"{until:%Y-%m-%d %H:%M %Z}"
+        )
+        return
+    if json_out:
+        print_json(
+            {
+                **client.model_dump(mode="json"),
+                "key": rotated.key,
+                "previous_key_prefix": rotated.previous_prefix,
+                "previous_key_valid_until": until.isoformat(),
+            }
+        )
+        return
+    console.print(f"rotated the key of [bold]{client.name}[/bold] ({client.role})")
+    console.print(
+        f"the key before ({rotated.previous_prefix}…) works until {until:%Y-%m-%d %H:%M %Z}", highlight=False
+    )
+    console.print("new API key (shown once, store it now):")
+    console.print(rotated.key, highlight=False, soft_wrap=True)
+
+
 @app.command("revoke")
 def revoke(name: Annotated[str, typer.Argument(help="The client's name.")], dry_run: DryRun = False) -> None:
     """Revoke a client's key at once."""

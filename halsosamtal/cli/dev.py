@@ -17,11 +17,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from halsosamtal.core.console import console, err_console, fail
+
+if TYPE_CHECKING:
+    from halsosamtal.core.settings import Settings
 
 app = typer.Typer(help="Local development: run everything, stop embedded servers.", no_args_is_help=True)
 
@@ -254,15 +257,17 @@ def _load_demo(env: dict[str, str], data_dir: Path, residents: int) -> None:
             fail(f"{what} failed:\n{result.stdout}{result.stderr}")
 
 
-def _demo_key(env: dict[str, str], data_dir: Path) -> str:
-    """The demo operator key, kept in .data (local development only; mode 0600)."""
-    key_file = data_dir / "demo-operator.key"
+def _demo_key(env: dict[str, str], data_dir: Path, role: str = "operator") -> str:
+    """The demo key of a role (operator, portal), kept in .data (local development only; mode 0600)."""
+    client = DEMO_CLIENT if role == "operator" else f"demo-{role}"
+    key_file = data_dir / f"{client}.key"
     data_dir.mkdir(parents=True, exist_ok=True)
     if key_file.exists():
         return key_file.read_text().strip()
-    _halsosamtal("clients", "revoke", DEMO_CLIENT, env=env, check=False)
-    name = f"{DEMO_CLIENT}-{int(time.time())}"
-    result = _halsosamtal("clients", "create", name, "--role", "operator", "--json", env=env)
+    if role == "operator":  # the name of keys made before the names had a timestamp
+        _halsosamtal("clients", "revoke", client, env=env, check=False)
+    name = f"{client}-{int(time.time())}"
+    result = _halsosamtal("clients", "create", name, "--role", role, "--json", env=env)
     import json
 
     key = str(json.loads(result.stdout)["key"])
@@ -271,7 +276,7 @@ def _demo_key(env: dict[str, str], data_dir: Path) -> str:
     return key
 
 
-def _wait_ready(url: str, timeout: float = 60) -> bool:
+def _wait_ready(url: str, timeout: float = 120) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -282,6 +287,24 @@ def _wait_ready(url: str, timeout: float = 60) -> bool:
             pass
         time.sleep(0.3)
     return False
+
+
+DEMO_RESIDENT = "19860412-1023"
+"""A personnummer for the printed example (any valid number works with ``dev token``)."""
+
+
+def _resident_tokens_from(settings: Settings) -> str:
+    """Where the API takes residents' tokens from, in a line; makes the development identity
+    provider's key the first time, so a token from ``dev token`` verifies at once."""
+    from halsosamtal.access import dev_idp
+    from halsosamtal.access.tokens import dev_idp_dir
+
+    if settings.portal_identity == "asserted":
+        return "asserted (HALSOSAMTAL_PORTAL_IDENTITY=asserted): the body names the resident"
+    if settings.resident_token_jwks_url or settings.resident_token_jwks_file:
+        return f"verified with {settings.resident_token_jwks_url or settings.resident_token_jwks_file}"
+    dev_idp.ensure_keys(dev_idp_dir(settings))
+    return "the development identity provider (halsosamtal dev token PNR)"
 
 
 @app.command("run")
@@ -318,6 +341,8 @@ def run(
         else:
             _load_demo(env, settings.data_dir, residents)
     key = _demo_key(env, settings.data_dir)
+    portal_key = _demo_key(env, settings.data_dir, "portal")
+    tokens_from = _resident_tokens_from(settings)
 
     children = [
         subprocess.Popen(  # noqa: S603 - our own CLI
@@ -355,6 +380,11 @@ def run(
                 f"  readiness:     {base}/readyz\n"
                 f"  operator key:  {key}\n"
                 f"  try:           curl -H 'Authorization: Bearer {key}' {base}/v1/care-units\n"
+                f"  portal key:    {portal_key}\n"
+                f"  as a resident: curl -X POST -H 'Authorization: Bearer {portal_key}' "
+                f'-H "X-Resident-Token: $(halsosamtal dev token {DEMO_RESIDENT})" '
+                f"-H 'Content-Type: application/json' -d '{{}}' {base}/v1/portal/access-log\n"
+                f"  resident tokens: {tokens_from}\n"
                 f"Press Ctrl-C to stop.",
                 soft_wrap=True,
             )
@@ -378,6 +408,44 @@ def run(
         console.print("stopped")
     if not stopping and any(c.returncode not in (0, -signal.SIGINT, 130) for c in children):
         fail("the API or the worker stopped unexpectedly; see its output above")
+
+
+@app.command("token")
+def token(
+    personnummer: Annotated[str, typer.Argument(help="The resident, e.g. 19860412-2386.")],
+    acr: Annotated[
+        str | None, typer.Option(help="The login's assurance level (default: the required minimum).")
+    ] = None,
+    minutes: Annotated[int, typer.Option(min=1, max=24 * 60, help="How long the token is valid.")] = 60,
+) -> None:
+    """Print a resident token signed with the development identity provider's key, for the
+    portal calls' X-Resident-Token header (development only; the key is made on first use)."""
+    from halsosamtal.access import dev_idp
+    from halsosamtal.access.tokens import dev_idp_dir
+    from halsosamtal.core.settings import get_settings
+    from halsosamtal.residents import personnummer as pnr
+
+    settings = get_settings()
+    if settings.environment == "production":
+        fail("dev token is for development: production takes tokens from the region's identity provider")
+    if settings.resident_token_jwks_url or settings.resident_token_jwks_file:
+        fail(
+            "the API verifies resident tokens with the configured identity provider's keys "
+            "(HALSOSAMTAL_RESIDENT_TOKEN_JWKS_*), which never accept the development key; unset them"
+        )
+    try:
+        number = pnr.parse(personnummer).personnummer
+    except pnr.InvalidPersonnummer as exc:
+        raise typer.BadParameter(exc.reason, param_hint="PERSONNUMMER") from None
+    level = acr or settings.resident_token_min_acr
+    signed = dev_idp.mint(
+        dev_idp_dir(settings),
+        number,
+        claim=settings.resident_token_personnummer_claim,
+        acr=level,
+        lifetime_s=minutes * 60,
+    )
+    sys.stdout.write(signed + "\n")
 
 
 @app.command("stop")

@@ -160,6 +160,71 @@ class Settings(BaseSettings):
         "takes it over (its worker died or lost the database); it renews a third of that.",
     )
 
+    portal_identity: Literal["token", "asserted"] = Field(
+        "token",
+        description="How a portal call names its resident. 'token': the resident's login as a signed "
+        "JWT in X-Resident-Token (the only value production allows). 'asserted': the portal names "
+        "the resident by personnummer in the body and is trusted (pilots only; said at start-up).",
+    )
+    resident_token_jwks_url: str | None = Field(
+        None, description="The identity provider's JWKS (https). Cached; fetched again on an unknown kid."
+    )
+    resident_token_jwks_file: Path | None = Field(
+        None,
+        description="A local JWKS file instead of a URL. With neither (outside production): the "
+        "development identity provider of `halsosamtal dev token`, under <data_dir>/dev-idp.",
+    )
+    resident_token_issuer: str | None = Field(None, description="The tokens' `iss`.")
+    resident_token_audience: str | None = Field(None, description="The `aud` the tokens must name.")
+    resident_token_personnummer_claim: str = Field(
+        "https://id.oidc.se/claim/personalIdentityNumber",
+        min_length=1,
+        description="The claim that carries the resident's personnummer (Swedish OIDC profile's by default).",
+    )
+    resident_token_acr_levels: list[str] = Field(
+        [
+            "http://id.elegnamnden.se/loa/1.0/loa1",
+            "http://id.elegnamnden.se/loa/1.0/loa2",
+            "http://id.elegnamnden.se/loa/1.0/loa3",
+            "http://id.elegnamnden.se/loa/1.0/loa4",
+        ],
+        min_length=1,
+        description="Every assurance level (acr) the service knows, lowest first (JSON list).",
+    )
+    resident_token_min_acr: str = Field(
+        "http://id.elegnamnden.se/loa/1.0/loa3",
+        description="The lowest acr accepted (one of resident_token_acr_levels); loa3 is BankID's.",
+    )
+    resident_token_leeway_s: int = Field(30, ge=0, le=300, description="Clock skew allowed on exp/nbf/iat.")
+    resident_token_jwks_timeout_s: float = Field(5.0, gt=0, le=60, description="Timeout of one JWKS fetch.")
+    resident_token_jwks_max_age_s: int = Field(3600, ge=10, description="How long fetched keys are kept.")
+    resident_token_jwks_min_refresh_s: int = Field(
+        30, ge=1, description="At most one fetch per this many seconds on an unknown kid."
+    )
+
+    rate_limits: bool = Field(
+        True, description="Per-client and failed-authentication rate limits (counters in Redis)."
+    )
+    rate_limit_operator: str = Field(
+        "6000/minute", description="Requests per operator client (limits notation)."
+    )
+    rate_limit_portal: str = Field(
+        "30000/minute", description="Requests per portal client: one portal speaks for a region's residents."
+    )
+    rate_limit_ehr: str = Field("6000/minute", description="Requests per EHR client.")
+    rate_limit_failed_auth: str = Field(
+        "20/minute", description="Requests with a missing, unknown or revoked key, per source address."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="The largest request body (413 beyond it), imports aside."
+    )
+    max_import_bytes: int = Field(
+        512 * 1_048_576,
+        ge=1024,
+        description="The largest body of a CSV import (POST /residents/import, /care-units/import, "
+        "/reports/cni).",
+    )
+
     @model_validator(mode="after")
     def _queue_follows_the_database(self) -> Settings:
         if not self.queue_name:
@@ -192,6 +257,11 @@ class Settings(BaseSettings):
                     f"production needs {', '.join(missing)} set explicitly; "
                     "embedded servers are for development only"
                 )
+            if self.portal_identity != "token":
+                raise ValueError(
+                    "production takes the resident from a signed token: HALSOSAMTAL_PORTAL_IDENTITY "
+                    "must be token"
+                )
             if not self.audit_log:
                 raise ValueError("production keeps the access log: HALSOSAMTAL_AUDIT_LOG cannot be off")
             if self.messaging_gateway == "webhook":
@@ -213,6 +283,34 @@ class Settings(BaseSettings):
                     )
         return self
 
+    @field_validator("rate_limit_operator", "rate_limit_portal", "rate_limit_ehr", "rate_limit_failed_auth")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate such as '600/minute' or '10/second': {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _resident_tokens_are_whole(self) -> Settings:
+        if self.resident_token_jwks_url and self.resident_token_jwks_file:
+            raise ValueError("set one of HALSOSAMTAL_RESIDENT_TOKEN_JWKS_URL and _JWKS_FILE, not both")
+        keys = self.resident_token_jwks_url or self.resident_token_jwks_file
+        if keys and not (self.resident_token_issuer and self.resident_token_audience):
+            raise ValueError(
+                "resident tokens need HALSOSAMTAL_RESIDENT_TOKEN_ISSUER and _AUDIENCE with their keys"
+            )
+        if self.resident_token_jwks_url:
+            url = urlsplit(self.resident_token_jwks_url)
+            if not (url.scheme == "https" or (url.scheme == "http" and url.hostname in LOOPBACK_HOSTS)):
+                raise ValueError("HALSOSAMTAL_RESIDENT_TOKEN_JWKS_URL must be https (http only to loopback)")
+        if self.resident_token_min_acr not in self.resident_token_acr_levels:
+            raise ValueError("HALSOSAMTAL_RESIDENT_TOKEN_MIN_ACR must be one of _ACR_LEVELS")
+        return self
+
     @field_validator(
         "webhook_secret",
         "webhook_url",
@@ -220,6 +318,10 @@ class Settings(BaseSettings):
         "letters_dir",
         "audit_archive_dir",
         "metrics_token",
+        "resident_token_jwks_url",
+        "resident_token_jwks_file",
+        "resident_token_issuer",
+        "resident_token_audience",
         mode="before",
     )
     @classmethod

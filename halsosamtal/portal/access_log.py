@@ -13,7 +13,8 @@ from halsosamtal.access.schemas import Principal
 from halsosamtal.audit.dependencies import Audit
 from halsosamtal.audit.service import ResidentAccess, resident_log
 from halsosamtal.core.http import Session, problem_responses
-from halsosamtal.residents.lookup import ResidentLookup, ids_by_personnummer
+from halsosamtal.portal.identity import Resident
+from halsosamtal.residents.lookup import ResidentNamed, ids_by_personnummer
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 
@@ -31,12 +32,13 @@ class ResidentAccessLog(BaseModel):
     responses=problem_responses(401, 403, 422),
 )
 async def get_access_log(
-    body: ResidentLookup, session: Session, principal: Portal, audit: Audit
+    body: ResidentNamed, session: Session, principal: Portal, audit: Audit, resident: Resident
 ) -> ResidentAccessLog:
     """Who has accessed the resident's data and when: the care unit's system or the portal or an
     operator, the person behind it where one is named, what and why. A resident with no record
-    in the register gets an empty list. Reading the log is itself recorded."""
-    ids = await ids_by_personnummer(session, [body.personnummer])
+    in the register gets an empty list. Only the resident `X-Resident-Token` names: a
+    personnummer in the body that is someone else's is a 403. Reading the log is itself recorded."""
+    ids = await ids_by_personnummer(session, [resident.named(body.personnummer)])
     accesses = await resident_log(session, ids[0]) if ids else []
     audit.add("read", ids)
     return ResidentAccessLog(accesses=accesses)

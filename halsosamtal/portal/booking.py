@@ -1,8 +1,8 @@
 """The patient portal's booking calls for the resident it acts for.
 
-Identity: as for the invitation calls, the portal asserts the logged-in resident by sending
-their personnummer in the body (never in the URL). Every call checks that the invitation or
-appointment is that resident's: another resident's is a 404, as if it did not exist.
+Identity: the resident is the one the portal's ``X-Resident-Token`` names (see
+``halsosamtal.portal.identity``). Every call checks that the invitation or appointment is that
+resident's: another resident's is a 404, as if it did not exist.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from halsosamtal.booking.schemas import (
 )
 from halsosamtal.core.http import MAX_ID, Page, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
+from halsosamtal.portal.identity import Resident, on_behalf
 from halsosamtal.residents.lookup import residents_by_personnummer
 
 router = APIRouter(prefix="/portal", tags=["portal"])
@@ -40,21 +41,24 @@ AppointmentId = Annotated[int, Path(ge=1, le=MAX_ID)]
     response_model=Page[FreeSlot],
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def search_slots(body: SlotSearch, session: Session, principal: Portal, audit: Audit) -> Page[FreeSlot]:
+async def search_slots(
+    body: SlotSearch, session: Session, principal: Portal, audit: Audit, resident: Resident
+) -> Page[FreeSlot]:
     """Free times the resident can book for their invitation: at the unit that invited them, at
     least the year's lead time from now (7 days by default, for lab samples), before the
     invitation's last valid day, within `first_day`..`last_day` when given; by time, paged.
     A read: it changes nothing, so it needs no Idempotency-Key."""
+    who = resident.named(body.personnummer)
     page = await service.search_free(
         session,
-        body.personnummer,
+        who,
         body.invitation_id,
         first_day=body.first_day,
         last_day=body.last_day,
         limit=body.limit,
         cursor=body.cursor,
     )
-    audit.add_query("read", residents_by_personnummer([body.personnummer]))
+    audit.add_query("read", residents_by_personnummer([who]))
     return page
 
 
@@ -71,6 +75,7 @@ async def book(
     session: Session,
     principal: Portal,
     audit: Audit,
+    resident: Resident,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Book a time for the resident's planned or open invitation. 409 `slot-taken` when
@@ -80,11 +85,11 @@ async def book(
     begins), `slot-after-valid-until`. A confirmation goes out,
     and a reminder before the time."""
 
+    who = resident.named(body.personnummer)
+
     async def book() -> AppointmentOut:
-        done = await service.book(
-            session, body.personnummer, body.invitation_id, body.slot_id, actor=principal.name
-        )
-        audit.add_query("create", residents_by_personnummer([body.personnummer]))
+        done = await service.book(session, who, body.invitation_id, body.slot_id, actor=principal.name)
+        audit.add_query("create", residents_by_personnummer([who]))
         return done
 
     return await idempotent(
@@ -92,7 +97,7 @@ async def book(
         request,
         principal.client_id,
         idempotency_key,
-        body,
+        on_behalf(body, who),
         book,
         status_code=201,
         locate=lambda appointment: f"/v1/appointments/{appointment['id']}",
@@ -112,24 +117,29 @@ async def move_booking(
     session: Session,
     principal: Portal,
     audit: Audit,
+    resident: Resident,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Move the resident's booked time to another in one step: the new time is held and the old
     one free, or (409 `slot-taken`) nothing changed. Same rules as booking."""
 
+    who = resident.named(body.personnummer)
+
     async def move() -> AppointmentOut:
         done = await service.move(
             session,
-            body.personnummer,
+            who,
             appointment_id,
             body.slot_id,
             actor=principal.name,
             invitation_id=body.invitation_id,
         )
-        audit.add_query("update", residents_by_personnummer([body.personnummer]))
+        audit.add_query("update", residents_by_personnummer([who]))
         return done
 
-    return await idempotent(session, request, principal.client_id, idempotency_key, body, move)
+    return await idempotent(
+        session, request, principal.client_id, idempotency_key, on_behalf(body, who), move
+    )
 
 
 @router.post(
@@ -145,16 +155,21 @@ async def cancel_booking(
     session: Session,
     principal: Portal,
     audit: Audit,
+    resident: Resident,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Cancel the resident's time: it is free at once, the invitation is open again, and a
     cancellation confirmation goes out."""
 
+    who = resident.named(body.personnummer)
+
     async def cancel() -> AppointmentOut:
         done = await service.cancel_by_resident(
-            session, body.personnummer, appointment_id, actor=principal.name, invitation_id=body.invitation_id
+            session, who, appointment_id, actor=principal.name, invitation_id=body.invitation_id
         )
-        audit.add_query("update", residents_by_personnummer([body.personnummer]))
+        audit.add_query("update", residents_by_personnummer([who]))
         return done
 
-    return await idempotent(session, request, principal.client_id, idempotency_key, body, cancel)
+    return await idempotent(
+        session, request, principal.client_id, idempotency_key, on_behalf(body, who), cancel
+    )

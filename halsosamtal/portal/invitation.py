@@ -1,9 +1,9 @@
 """The patient portal's calls for the resident it acts for: their invitation, and declining it.
 
-Identity: the portal has logged the resident in and asserts who they are by sending their
-personnummer in the request body (never in the URL, where it would reach access logs). The
-service trusts a client with the ``portal`` role for that assertion; it will move to a signed
-token per resident, so the portal can act only for a resident who is logged in right now.
+Identity: the resident is the one the portal's ``X-Resident-Token`` names, the login the
+region's identity provider signed (see ``halsosamtal.portal.identity``); a personnummer in the
+body is optional and must then be the same resident. It is never in the URL, where it would
+reach access logs.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from halsosamtal.core.http import MAX_ID, Session, problem_responses
 from halsosamtal.core.idempotency import IdempotencyKey, idempotent
 from halsosamtal.invitations import lifecycle
 from halsosamtal.invitations.lifecycle import InvitationView
-from halsosamtal.residents.lookup import ResidentLookup, residents_by_personnummer
+from halsosamtal.portal.identity import Resident, on_behalf
+from halsosamtal.residents.lookup import ResidentNamed, residents_by_personnummer
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 
@@ -35,7 +36,7 @@ class ResidentInvitation(InvitationView):
     appointment: AppointmentOut | None = Field(None, description="The booked time, when there is one")
 
 
-class DeclineRequest(ResidentLookup):
+class DeclineRequest(ResidentNamed):
     invitation_id: int = Field(ge=1, le=MAX_ID, description="`id` of the resident's invitation")
 
 
@@ -46,16 +47,16 @@ class DeclineRequest(ResidentLookup):
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_invitation(
-    body: ResidentLookup, session: Session, principal: Portal, audit: Audit
+    body: ResidentNamed, session: Session, principal: Portal, audit: Audit, resident: Resident
 ) -> ResidentInvitation:
     """The logged-in resident's current invitation (planned, open, booked or attended): unit,
     year, age, last valid day, status and the booked time. 404 `no-invitation` when there is none.
 
-    The resident is named by `personnummer` in the body, asserted by the portal; this will move
-    to a signed token per resident."""
-    found = await lifecycle.current_invitation(session, body.personnummer)
+    The resident is the one `X-Resident-Token` names."""
+    who = resident.named(body.personnummer)
+    found = await lifecycle.current_invitation(session, who)
     appointment = await booking.current_appointment(session, found.id)
-    audit.add_query("read", residents_by_personnummer([body.personnummer]))
+    audit.add_query("read", residents_by_personnummer([who]))
     return ResidentInvitation(**found.model_dump(), appointment=appointment)
 
 
@@ -71,6 +72,7 @@ async def decline_invitation(
     session: Session,
     principal: Portal,
     audit: Audit,
+    resident: Resident,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The resident declines their invitation: no reminders or other messages about it follow.
@@ -78,15 +80,15 @@ async def decline_invitation(
 
     404 `no-invitation` when `invitation_id` is not this resident's invitation; 409
     `invitation-closed` when it is attended, completed, withdrawn or expired. Declining twice
-    answers the same. The resident is named by `personnummer` in the body, asserted by the
-    portal; this will move to a signed token per resident."""
+    answers the same. The resident is the one `X-Resident-Token` names."""
+    who = resident.named(body.personnummer)
 
     async def decline() -> ResidentInvitation:
-        await booking.cancel_for_decline(session, body.personnummer, body.invitation_id, actor=principal.name)
-        declined = await lifecycle.decline(
-            session, body.personnummer, body.invitation_id, actor=principal.name
-        )
-        audit.add_query("update", residents_by_personnummer([body.personnummer]))
+        await booking.cancel_for_decline(session, who, body.invitation_id, actor=principal.name)
+        declined = await lifecycle.decline(session, who, body.invitation_id, actor=principal.name)
+        audit.add_query("update", residents_by_personnummer([who]))
         return ResidentInvitation(**declined.model_dump())
 
-    return await idempotent(session, request, principal.client_id, idempotency_key, body, decline)
+    return await idempotent(
+        session, request, principal.client_id, idempotency_key, on_behalf(body, who), decline
+    )

@@ -26,6 +26,22 @@ class ResidentLookup(StrictModel):
     )
 
 
+class ResidentNamed(StrictModel):
+    """A portal request's body: the resident is the one the resident token names; the body may
+    name them too (it must then be the same resident, else 403)."""
+
+    personnummer: str | None = Field(
+        None,
+        min_length=10,
+        max_length=13,
+        examples=["19880320-0016"],
+        description="YYYYMMDD-NNNC (or 10 or 12 digits, with or without '-' or '+'). "
+        "Optional: the resident is the one the X-Resident-Token names; when given it must "
+        "be the same resident (else 403 `resident-token-other-resident`). Required only where the "
+        "service runs with asserted identity (HALSOSAMTAL_PORTAL_IDENTITY=asserted, pilots).",
+    )
+
+
 class Address(BaseModel):
     address_line: str | None
     postal_code: str | None

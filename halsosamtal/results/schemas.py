@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, PlainSerializer, model_validator
 
 from halsosamtal.core.http import MAX_ID, LocalTime, ServiceTime, StrictModel
-from halsosamtal.residents.lookup import ResidentLookup
+from halsosamtal.residents.lookup import ResidentNamed
 from halsosamtal.results.habits import ActionLevel, Finding, ReferralKind, TobaccoUse
 from halsosamtal.results.score2 import Category, NotApplicableReason
 
@@ -224,7 +224,7 @@ class ResultHistory(BaseModel):
     events: list[ResultEventOut] = Field(description="Oldest first")
 
 
-class PortalResultRequest(ResidentLookup):
+class PortalResultRequest(ResidentNamed):
     invitation_id: int | None = Field(None, ge=1, le=MAX_ID, description="Default: the latest completed talk")
     language: Literal["sv", "en"] = "sv"
 

@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
+from halsosamtal.access.doors import Doors
 from halsosamtal.core.http import install_error_handlers, refuse_unknown_query, refuse_unusable_text
 from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import Resources, open_resources
 from halsosamtal.core.settings import Settings, get_settings
+from halsosamtal.portal import identity
 from services.api import health, metrics, openapi_shape, status
 from services.api.docs import install_docs
 from services.api.routers import ROUTERS
@@ -24,6 +26,13 @@ The service behind a region's targeted health dialogues (riktade hälsosamtal).
 each client has one role: `operator` (regional operators), `portal` (patient portals) or `ehr`
 (an EHR adapter, bound to the care units it acts for). A missing, unknown or revoked key gives
 401; a key whose role or care units do not allow the call gives 403.
+
+**Residents.** A portal's calls also carry the logged-in resident's login, a JWT signed by the
+region's identity provider (RS256 or ES256), in `X-Resident-Token`: the call acts for that
+resident only (a personnummer in the body that is someone else's is 403). Each way a token can
+fail has its own problem code: `resident-token-missing`, `-malformed`, `-expired`,
+`-not-yet-valid`, `-wrong-issuer`, `-wrong-audience`, `-unknown-kid`, `-tampered`, `-alg-none`,
+`-alg-refused`, `-low-assurance`, `-missing-claim`, `-invalid-claim`, `-other-resident`.
 
 **Errors** are RFC 9457 `application/problem+json` with a stable `code`. Validation errors (422)
 list each field in `errors` with its location and a JSON pointer. An expected conflict is 409.
@@ -51,6 +60,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         app.state.resources = res
         app.state.settings = settings
         app.state.sessionmaker = res.sessionmaker
+        app.state.resident_tokens = identity.start(settings)
         try:
             yield
         finally:
@@ -67,6 +77,9 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         redoc_url=None,
         dependencies=[Depends(refuse_unusable_text), Depends(refuse_unknown_query)],
     )
+    # Inside RequestContext (added by install_error_handlers, so outermost): a refusal at the
+    # door has its request id.
+    app.add_middleware(Doors)
     install_error_handlers(app)
     install_docs(app)
     app.include_router(health.router)

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from halsosamtal.access.doors import rate_limits_state
+
 router = APIRouter(tags=["health"])
 
 
@@ -25,6 +27,9 @@ class Readiness(BaseModel):
     redis: Literal["ok", "unavailable"] = Field(
         description="Reported only: without Redis every call still works, and batches and messages "
         "wait in the database for the worker"
+    )
+    rate_limits: Literal["enforced", "fail-open", "off"] = Field(
+        description="Rate limits count in Redis; while it does not answer they fail open (requests go on)"
     )
 
 
@@ -63,5 +68,6 @@ async def readyz(request: Request) -> JSONResponse:
 
     db, rd = await asyncio.gather(check(database), check(redis))
     ready = db == "ok"
-    body = Readiness(status="ready" if ready else "unavailable", database=db, redis=rd)
+    limits = rate_limits_state(request.app, rd == "ok")
+    body = Readiness(status="ready" if ready else "unavailable", database=db, redis=rd, rate_limits=limits)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

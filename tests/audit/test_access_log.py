@@ -21,6 +21,7 @@ from halsosamtal.audit import chain, service
 from halsosamtal.units.models import CareUnit
 from tests.conftest import KeyMaker
 from tests.factories import make_resident
+from tests.tokens import TestIdp
 
 SM = async_sessionmaker[AsyncSession]
 MakeUnit = Callable[..., Awaitable[CareUnit]]
@@ -118,7 +119,25 @@ async def test_the_resident_sees_who_accessed_their_data_and_reading_it_is_logge
     ]
     second = await api.post("/v1/portal/access-log", headers=portal, json=body)
     assert second.json()["accesses"][0]["what"] == "portal_get_access_log"
-    assert (await events(sessionmaker, operation="portal_get_access_log"))[0].acting_person == "resident"
+    assert (await events(sessionmaker, operation="portal_get_access_log"))[0].acting_person == (
+        f"resident:{resident.id}"
+    )
+
+
+async def test_the_portal_reads_the_log_of_its_tokens_resident_only(
+    api: httpx.AsyncClient, make_key: KeyMaker, sessionmaker: SM, idp: TestIdp
+) -> None:
+    me = await make_resident(sessionmaker, dt.date(1987, 5, 4))
+    other = await make_resident(sessionmaker, dt.date(1977, 5, 4))
+    operator, portal = await make_key("operator", name="region"), await make_key("portal", name="1177")
+    await api.post("/v1/residents/lookup", headers=operator, json={"personnummer": other.personnummer})
+    as_me = {**portal, **idp.headers(me.personnummer), "X-Acting-Person": "someone.else"}
+    mine = await api.post("/v1/portal/access-log", headers=as_me, json={})
+    assert (mine.status_code, mine.json()["accesses"]) == (200, []), mine.text
+    theirs = await api.post("/v1/portal/access-log", headers=as_me, json={"personnummer": other.personnummer})
+    assert (theirs.status_code, theirs.json()["code"]) == (403, "resident-token-other-resident")
+    logged = await events(sessionmaker, operation="portal_get_access_log")
+    assert [(e.resident_id, e.acting_person) for e in logged] == [(me.id, f"resident:{me.id}")]
 
 
 async def test_a_resident_named_by_personnummer_costs_one_statement_and_none_with_the_log_off(

@@ -15,6 +15,7 @@ import pytest
 from halsosamtal.units.models import CareUnit
 from services.api.app import create_app
 from tests.conftest import KeyMaker
+from tests.tokens import TestIdp
 
 PUBLIC = {"/healthz", "/readyz"}
 ROLES = ("operator", "portal", "ehr")
@@ -51,6 +52,7 @@ def _fill(path: str, unit: CareUnit) -> str:
 async def test_route_needs_a_key_and_the_right_role(
     api: httpx.AsyncClient,
     make_key: KeyMaker,
+    idp: TestIdp,
     make_unit: Callable[..., Awaitable[CareUnit]],
     method: str,
     path: str,
@@ -71,6 +73,8 @@ async def test_route_needs_a_key_and_the_right_role(
     for role in ROLES:
         units = [other.hsa_id] if role == "ehr" else None
         headers = await make_key(role, units=units)
+        if role == "portal":  # and the logged-in resident's token, as a portal sends it
+            headers |= idp.headers("19870504-0015")
         response: Any = await api.request(method, url, headers=headers)
         if role not in roles:
             assert response.status_code == 403, f"{role}: {response.text}"

@@ -21,6 +21,7 @@ import pytest
 from halsosamtal.units.models import CareUnit
 from services.api.app import create_app
 from tests.conftest import KeyMaker
+from tests.tokens import TestIdp
 
 DOCUMENT = create_app().openapi()
 SCHEMAS: dict[str, Any] = DOCUMENT["components"]["schemas"]
@@ -232,13 +233,15 @@ class Prober:
 
 @pytest.fixture
 async def prober_for(
-    api: httpx.AsyncClient, make_key: KeyMaker, make_unit: Callable[..., Awaitable[CareUnit]]
+    api: httpx.AsyncClient, make_key: KeyMaker, make_unit: Callable[..., Awaitable[CareUnit]], idp: TestIdp
 ) -> Callable[[Operation], Awaitable[Prober]]:
     async def make(op: Operation) -> Prober:
         unit = await make_unit()
         headers = {}
         if op.role is not None:
             headers = await make_key(op.role, units=[unit.hsa_id] if op.role == "ehr" else None)
+        if op.role == "portal":  # the resident of the documented example, logged in
+            headers |= idp.headers("19880320-0016")
         return Prober(api, op, unit, headers)
 
     return make

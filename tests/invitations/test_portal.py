@@ -16,6 +16,7 @@ from halsosamtal.residents.personnummer import format_long
 from halsosamtal.units.models import CareUnit
 from tests.conftest import KeyMaker
 from tests.messaging.factories import fetch, make_invitation, make_year, resident
+from tests.tokens import TestIdp, sign_portal_calls
 
 SM = async_sessionmaker[AsyncSession]
 MakeUnit = Callable[..., Awaitable[CareUnit]]
@@ -24,8 +25,12 @@ DECLINE = "/v1/portal/invitation/decline"
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+async def client(app: FastAPI, idp: TestIdp) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://t",
+        event_hooks={"request": [sign_portal_calls(idp)]},
+    ) as c:
         yield c
 
 
@@ -71,7 +76,7 @@ async def test_the_resident_sees_their_own_invitation(
 
 
 async def test_no_current_invitation_is_404_and_a_bad_number_422(
-    sessionmaker: SM, make_unit: MakeUnit, client: httpx.AsyncClient, portal: dict[str, str]
+    sessionmaker: SM, make_unit: MakeUnit, client: httpx.AsyncClient, portal: dict[str, str], idp: TestIdp
 ) -> None:
     unit = await make_unit()
     await make_year(sessionmaker)
@@ -81,7 +86,8 @@ async def test_no_current_invitation_is_404_and_a_bad_number_422(
         response = await client.post(LOOKUP, json={"personnummer": pnr}, headers=portal)
         assert (response.status_code, response.json()["code"]) == (404, "no-invitation")
         assert response.headers["content-type"] == "application/problem+json"
-    invalid = await client.post(LOOKUP, json={"personnummer": "19870601-1234"}, headers=portal)
+    as_person = {**portal, **idp.headers(person.personnummer)}
+    invalid = await client.post(LOOKUP, json={"personnummer": "19870601-1234"}, headers=as_person)
     assert invalid.status_code == 422
     extra = await client.post(LOOKUP, json={"personnummer": person.personnummer, "x": 1}, headers=portal)
     assert extra.status_code == 422
@@ -171,7 +177,8 @@ async def test_only_the_portal_role_may_call_it(
 
 
 def test_the_personnummer_is_never_in_the_url(app: FastAPI) -> None:
-    """Every portal operation names the resident in its body, never in the path or query."""
+    """Every portal operation takes its resident from the signed token in a header, and a body may
+    name them too: never the path or query."""
     document = app.openapi()
     portal_paths = [p for p in document["paths"] if p.startswith("/v1/portal/")]
     assert len(portal_paths) >= 7
@@ -182,7 +189,9 @@ def test_the_personnummer_is_never_in_the_url(app: FastAPI) -> None:
         assert all(p["name"] != "personnummer" for p in operation.get("parameters", []))
         schema_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
-        assert "personnummer" in schema["required"], path
+        assert "personnummer" in schema["properties"], path
+        assert "personnummer" not in schema.get("required", []), path
+        assert "X-Resident-Token" in {p["name"] for p in operation["parameters"]}, path
         assert operation["security"] == [{"HTTPBearer": ["portal"]}]
     for path in (LOOKUP, DECLINE):
-        assert "signed token" in document["paths"][path]["post"]["description"]
+        assert "X-Resident-Token" in document["paths"][path]["post"]["description"]

@@ -124,6 +124,7 @@ class Product:
     servers: dict[str, Server] = field(default_factory=dict)
     client: httpx.Client | None = None
     _keys: dict[str, str] = field(default_factory=dict)
+    _tokens: dict[str, str] = field(default_factory=dict)
 
     # --- paths and names ---
 
@@ -290,6 +291,14 @@ class Product:
             created = self.cli(*args)
             self._keys[name] = json.loads(created.stdout)["key"]
         return {"Authorization": f"Bearer {self._keys[name]}"}
+
+    def resident_token(self, personnummer: str) -> dict[str, str]:
+        """A resident's login for the portal calls: ``halsosamtal dev token`` (the development
+        identity provider, whose keys the API of this data folder verifies), as the README says."""
+        if personnummer not in self._tokens:
+            minted = self.cli("dev", "token", personnummer)
+            self._tokens[personnummer] = minted.stdout.strip()
+        return {"X-Resident-Token": self._tokens[personnummer]}
 
     def forget_keys(self) -> None:
         self._keys.clear()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from services.api.app import create_app
 
-FAILING_PATH = "/v1/product-test/fail"
+FAILING_PATH = "/product-test/fail"  # outside /v1: no API key asked at the door
 FAILURE_MESSAGE = "product test: a deliberate failure"
 
 app = create_app()

@@ -33,6 +33,7 @@ from tests.product.support import (
     result_document,
     words,
 )
+from tests.tokens import CLAIM, tampered
 
 SWEDEN = ZoneInfo("Europe/Stockholm")
 TODAY = dt.datetime.now(SWEDEN).date()
@@ -107,6 +108,13 @@ def expect(response: httpx.Response, status: int) -> Any:
 
 def portal_body(w: World, role: str, **more: Any) -> dict[str, Any]:
     return {"personnummer": w.pnr(role), **more}
+
+
+def as_resident(product: Product, w: World, role: str) -> dict[str, str]:
+    """A portal's headers for a call on behalf of the logged-in resident: its key and the
+    resident's token (here from ``halsosamtal dev token``: the product runs with the development
+    identity provider)."""
+    return {**product.key("product-portal", "portal"), **product.resident_token(w.pnr(role))}
 
 
 def wait_for_batch(product: Product, batch_id: int) -> dict[str, Any]:
@@ -440,9 +448,13 @@ def test_a_free_time_is_read_and_withdrawn(product: Product, world: World) -> No
 
 
 def test_a_resident_books_moves_cancels_and_books_again(product: Product, world: World) -> None:
-    portal = product.key("product-portal", "portal")
     mine = expect(
-        product.api.post("/v1/portal/invitation", json=portal_body(world, "booker"), headers=portal), 200
+        product.api.post(
+            "/v1/portal/invitation",
+            json=portal_body(world, "booker"),
+            headers=as_resident(product, world, "booker"),
+        ),
+        200,
     )
     assert (mine["id"], mine["status"], mine["care_unit"]) == (
         world.invitation("booker"),
@@ -452,11 +464,20 @@ def test_a_resident_books_moves_cancels_and_books_again(product: Product, world:
 
     tomorrow = (TODAY + dt.timedelta(days=1)).isoformat()
     search = portal_body(world, "booker", invitation_id=mine["id"], first_day=tomorrow, limit=10)
-    free = expect(product.api.post("/v1/portal/slots/search", json=search, headers=portal), 200)["items"]
+    free = expect(
+        product.api.post(
+            "/v1/portal/slots/search", json=search, headers=as_resident(product, world, "booker")
+        ),
+        200,
+    )["items"]
     assert len(free) >= 4
     booking = {"invitation_id": mine["id"], "slot_id": free[0]["id"]}
     booked = expect(
-        product.api.post("/v1/portal/bookings", json=portal_body(world, "booker", **booking), headers=portal),
+        product.api.post(
+            "/v1/portal/bookings",
+            json=portal_body(world, "booker", **booking),
+            headers=as_resident(product, world, "booker"),
+        ),
         201,
     )
     assert (booked["status"], booked["slot_id"]) == ("booked", free[0]["id"])
@@ -464,16 +485,18 @@ def test_a_resident_books_moves_cancels_and_books_again(product: Product, world:
     moved = product.api.post(
         f"/v1/portal/bookings/{booked['id']}/move",
         json=portal_body(world, "booker", slot_id=free[1]["id"]),
-        headers=portal,
+        headers=as_resident(product, world, "booker"),
     )
     assert expect(moved, 200)["slot_id"] == free[1]["id"]
     cancelled = product.api.post(
-        f"/v1/portal/bookings/{booked['id']}/cancel", json=portal_body(world, "booker"), headers=portal
+        f"/v1/portal/bookings/{booked['id']}/cancel",
+        json=portal_body(world, "booker"),
+        headers=as_resident(product, world, "booker"),
     )
     assert expect(cancelled, 200)["status"] == "cancelled"
 
     # Booked again with an Idempotency-Key: the retry gets the first answer and changes nothing.
-    key = {**portal, "Idempotency-Key": str(uuid.uuid4())}
+    key = {**as_resident(product, world, "booker"), "Idempotency-Key": str(uuid.uuid4())}
     again = portal_body(world, "booker", invitation_id=mine["id"], slot_id=free[2]["id"])
     first = product.api.post("/v1/portal/bookings", json=again, headers=key)
     assert expect(first, 201)["slot_id"] == free[2]["id"]
@@ -486,18 +509,17 @@ def test_a_resident_books_moves_cancels_and_books_again(product: Product, world:
 
 
 def test_a_resident_with_a_booked_time_declines(product: Product, world: World) -> None:
-    portal = product.key("product-portal", "portal")
     slot = world.slots[5]
     booked = product.api.post(
         "/v1/portal/bookings",
         json=portal_body(world, "decliner", invitation_id=world.invitation("decliner"), slot_id=slot["id"]),
-        headers=portal,
+        headers=as_resident(product, world, "decliner"),
     )
     expect(booked, 201)
     declined = product.api.post(
         "/v1/portal/invitation/decline",
         json=portal_body(world, "decliner", invitation_id=world.invitation("decliner")),
-        headers=portal,
+        headers=as_resident(product, world, "decliner"),
     )
     assert (expect(declined, 200)["status"], declined.json()["appointment"]) == ("declined", None)
     ehr = product.key("product-ehr", "ehr", UNIT)
@@ -508,7 +530,7 @@ def test_a_resident_with_a_booked_time_declines(product: Product, world: World) 
 
 
 def test_residents_book_the_times_their_talks_are_held_at(product: Product, world: World) -> None:
-    portal, ehr = product.key("product-portal", "portal"), product.key("product-ehr", "ehr", UNIT)
+    ehr = product.key("product-ehr", "ehr", UNIT)
     # A time that begins in a few seconds (the year's lead time is 0), so that its no-show can be
     # recorded soon after: published and booked at once.
     soon = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=6)
@@ -529,7 +551,7 @@ def test_residents_book_the_times_their_talks_are_held_at(product: Product, worl
         booked = product.api.post(
             "/v1/portal/bookings",
             json=portal_body(world, role, invitation_id=world.invitation(role), slot_id=chosen["id"]),
-            headers=portal,
+            headers=as_resident(product, world, role),
         )
         world.appointments[role] = expect(booked, 201)["id"]
 
@@ -567,9 +589,13 @@ def test_the_centre_sees_who_is_coming_and_cancels_a_time(product: Product, worl
         headers=ehr,
     )
     assert expect(cancelled, 200)["status"] == "cancelled"
-    portal = product.key("product-portal", "portal")
     mine = expect(
-        product.api.post("/v1/portal/invitation", json=portal_body(world, "booker"), headers=portal), 200
+        product.api.post(
+            "/v1/portal/invitation",
+            json=portal_body(world, "booker"),
+            headers=as_resident(product, world, "booker"),
+        ),
+        200,
     )
     assert (mine["status"], mine["appointment"]) == ("open", None)
 
@@ -594,9 +620,13 @@ def test_the_centre_records_attendance_and_a_no_show(product: Product, world: Wo
         headers=ehr,
     )
     assert expect(no_show, 200)["status"] == "no_show"
-    portal = product.key("product-portal", "portal")
     mine = expect(
-        product.api.post("/v1/portal/invitation", json=portal_body(world, "no-show"), headers=portal), 200
+        product.api.post(
+            "/v1/portal/invitation",
+            json=portal_body(world, "no-show"),
+            headers=as_resident(product, world, "no-show"),
+        ),
+        200,
     )
     assert mine["status"] == "open", "a no-show re-opens the invitation"
 
@@ -639,9 +669,10 @@ def test_a_result_is_posted_reposted_amended_and_read(product: Product, world: W
         150,
     )
 
-    portal = product.key("product-portal", "portal")
     summary = product.api.post(
-        "/v1/portal/results", json=portal_body(world, "patient", language="en"), headers=portal
+        "/v1/portal/results",
+        json=portal_body(world, "patient", language="en"),
+        headers=as_resident(product, world, "patient"),
     )
     assert expect(summary, 200)["care_unit_name"] == "Vårdcentralen Produkt"
     assert summary.json()["findings"]
@@ -663,8 +694,11 @@ def test_a_retracted_result_is_kept_and_the_resident_no_longer_sees_it(
         headers=ehr,
     )
     assert expect(retracted, 200)["status"] == "retracted"
-    portal = product.key("product-portal", "portal")
-    gone = product.api.post("/v1/portal/results", json=portal_body(world, "patient"), headers=portal)
+    gone = product.api.post(
+        "/v1/portal/results",
+        json=portal_body(world, "patient"),
+        headers=as_resident(product, world, "patient"),
+    )
     assert expect(gone, 404)["code"] == "no-invitation"
 
 
@@ -823,6 +857,49 @@ def test_clients_are_listed_and_a_revoked_key_stops_working(product: Product) ->
     assert "product-doomed" not in {c["name"] for c in active}
 
 
+def test_a_rotated_key_overlaps_the_one_before(product: Product) -> None:
+    """``clients rotate``: a new key, shown once; the key before works until the overlap ends,
+    and with no overlap it stops at once."""
+    before = product.key("product-rotating", "operator")
+    printed = product.cli("clients", "rotate", "product-rotating", "--overlap-hours", "1")
+    text = words(printed.stdout)
+    assert "shown once" in text
+    assert "works until" in text
+    new_key = printed.stdout.strip().splitlines()[-1].strip()
+    assert new_key.startswith("hs_")
+    assert new_key != before["Authorization"].removeprefix("Bearer ")
+    newer = {"Authorization": f"Bearer {new_key}"}
+    expect(product.api.get("/v1/care-units", headers=before), 200)
+    expect(product.api.get("/v1/care-units", headers=newer), 200)
+    again = json.loads(
+        product.cli("clients", "rotate", "product-rotating", "--overlap-hours", "0", "--json").stdout
+    )
+    assert expect(product.api.get("/v1/care-units", headers=before), 401)["code"] == "unauthenticated"
+    assert expect(product.api.get("/v1/care-units", headers=newer), 401)["code"] == "unauthenticated"
+    latest = {"Authorization": f"Bearer {again['key']}"}
+    answer = product.api.get("/v1/care-units", headers=latest)
+    expect(answer, 200)
+    assert int(answer.headers["RateLimit-Remaining"]) < int(answer.headers["RateLimit-Limit"])
+
+
+def test_a_burst_of_bad_keys_from_one_address_is_throttled(product: Product) -> None:
+    """Past the failed-authentication rate (20 a minute by default) an address gets 429 with
+    Retry-After; a valid key from it still passes. The address is the one the proxy names
+    (``X-Forwarded-For`` from a trusted proxy, here the loopback), so this test has its own."""
+    prober = {"X-Forwarded-For": "203.0.113.77", "Authorization": "Bearer hs_guessing"}
+    answers = [product.api.get("/v1/care-units", headers=prober).status_code for _ in range(25)]
+    assert answers[:20] == [401] * 20
+    assert answers[20:] == [429] * 5
+    throttled = product.api.get("/v1/care-units", headers=prober)
+    assert expect(throttled, 429)["code"] == "too-many-failed-authentications"
+    assert int(throttled.headers["Retry-After"]) >= 1
+    assert throttled.headers["RateLimit-Limit"] == "20"
+    ok = product.api.get("/v1/care-units", headers={**product.operator, "X-Forwarded-For": "203.0.113.77"})
+    expect(ok, 200)
+    ready = expect(product.api.get("/readyz"), 200)
+    assert ready["rate_limits"] == "enforced"
+
+
 # --- The access log of personal data -------------------------------------------------------------
 
 CLINICIAN = "SE2321000131-P000000000042"
@@ -851,12 +928,38 @@ def test_the_access_log_tells_who_read_a_residents_data(product: Product, world:
     found = expect(product.api.post("/v1/audit/search", json=search, headers=product.operator), 200)
     assert [e["id"] for e in found["items"]] == [e["id"] for e in by_clinician]
 
-    portal = product.key("product-portal", "portal")
-    own = product.api.post("/v1/portal/access-log", json=portal_body(world, "patient"), headers=portal)
+    own = product.api.post(
+        "/v1/portal/access-log",
+        json=portal_body(world, "patient"),
+        headers=as_resident(product, world, "patient"),
+    )
     assert CLINICIAN in {a["acting_person"] for a in expect(own, 200)["accesses"]}
+
+    # The resident's own calls are logged with the resident (by internal id) as the acting person.
+    by_resident = [e for e in listed if e["client"] == "product-portal"]
+    assert by_resident, listed
+    assert all(e["acting_person"].startswith("resident:") for e in by_resident), listed
 
     # Nothing is older than the retention period (ten years): nothing to archive.
     assert "no sealed events to archive" in words(product.cli("audit", "archive").stdout)
+
+
+def test_a_portal_acts_only_for_the_resident_its_token_names(product: Product, world: World) -> None:
+    """The live API takes the resident from the token (``halsosamtal dev token``), refuses another
+    resident's number in the body, and a token whose payload was changed after signing."""
+    headers = as_resident(product, world, "patient")
+    expect(product.api.post("/v1/portal/access-log", json={}, headers=headers), 200)
+    other = product.api.post("/v1/portal/access-log", json=portal_body(world, "booker"), headers=headers)
+    assert expect(other, 403)["code"] == "resident-token-other-resident"
+    forged = tampered(headers["X-Resident-Token"], **{CLAIM: world.pnr("booker").replace("-", "")})
+    refused = product.api.post(
+        "/v1/portal/access-log", json={}, headers={**headers, "X-Resident-Token": forged}
+    )
+    assert expect(refused, 401)["code"] == "resident-token-tampered"
+    missing = product.api.post(
+        "/v1/portal/access-log", json={}, headers=product.key("product-portal", "portal")
+    )
+    assert expect(missing, 401)["code"] == "resident-token-missing"
 
 
 # --- Local development commands -----------------------------------------------------------------

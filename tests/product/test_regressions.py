@@ -48,6 +48,7 @@ CHANGES_NOTHING = {
     "worker health": "a check",
     "dev run": "development: runs everything",
     "dev stop": "development: stops embedded servers",
+    "dev token": "development: prints a resident token (makes the development key the first time)",
     "demo-data": "writes a demo register file, nothing in the service",
     "batch plan": "a preview",
     "clients list": "a listing",
