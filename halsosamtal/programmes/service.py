@@ -86,7 +86,7 @@ async def require_year(session: AsyncSession, year: int) -> ProgrammeYear:
     if row is None:
         raise NoProgrammeYear(
             f"no programme is set for {year}: set its rules first "
-            f"(PUT /v1/programme-years/{year}, or `halsosamtal programme set {year}`)",
+            f"(PUT /v1/programme-years/{year}, or `halsosamtal programme set --year {year}`)",
             field="year",
             year=year,
         )
