@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_LINK_MODE := copy
 
-.PHONY: help install run test test-fast browser lint fmt openapi migrate stop bench-import bench-batch bench-booking clean
+.PHONY: help install run test test-fast fault browser lint fmt openapi migrate stop bench-import bench-batch bench-booking bench-demo clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ test: install lint browser ## Lint, type-check and run the whole test suite (wha
 
 test-fast: install ## The test suite without lint
 	$(UV) run --frozen --no-sync pytest -x -q
+
+fault: install ## The fault tests alone: own Postgres and Redis restarted, workers killed (also in `make test`)
+	$(UV) run --frozen --no-sync pytest -q tests/faults
 
 browser: ## Headless Chromium (HTML report, API docs tests) and Poppler (the printed report's test): Debian's, installed when missing (as root with apt-get)
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
@@ -71,6 +74,9 @@ bench-batch: install ## Benchmark: a 2,500,000-resident register's invitation ba
 
 bench-booking: install ## Benchmark: slot search, booking and a booking race on a running API vs /healthz
 	$(UV) run --frozen --no-sync python bench/booking.py
+
+bench-demo: install ## Benchmark: the demo region's year in progress (demo-data --simulate), 50,000 residents
+	$(UV) run --frozen --no-sync python bench/demo_year.py
 
 clean: ## Remove the environment and caches (keeps .data)
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

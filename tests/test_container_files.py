@@ -219,11 +219,21 @@ def test_api_healthcheck_probes_readiness() -> None:
     assert "http://127.0.0.1:8000/readyz" in healthcheck_command(service("api"))
 
 
-def test_worker_healthcheck_reads_the_key_the_worker_writes() -> None:
-    check = healthcheck_command(service("worker"))
-    assert "heartbeat_key(s.queue_name)" in check
+def test_worker_healthcheck_is_the_clis_worker_health() -> None:
+    """The check is the command operators run (it reads heartbeat_key(queue) with the same
+    settings the worker has: tests/cli/test_worker_health.py)."""
+    test = service("worker")["healthcheck"]["test"]
+    assert test == ["CMD", "halsosamtal", "worker", "health"]
+    worker = cli_commands()["worker"]
+    assert "health" in worker.commands  # type: ignore[attr-defined]
     assert heartbeat_key("q").endswith(":worker:heartbeat")
-    assert "get_settings()" in check  # REDIS_URL and the queue come from the same settings
+
+
+def test_the_worker_keeps_the_shared_settings_and_serves_metrics_inside_the_stack() -> None:
+    env = service("worker")["environment"]
+    assert env["HALSOSAMTAL_ENVIRONMENT"] == "production"
+    assert env["HALSOSAMTAL_WORKER_METRICS_PORT"] == "9101"
+    assert "ports" not in service("worker")
 
 
 def test_probed_health_paths_exist_in_the_api() -> None:

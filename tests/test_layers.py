@@ -32,6 +32,7 @@ FLOORS: list[set[str]] = [
     {"register", "portal", "logreview"},  # compositions: the register import; the resident's
     # portal; the follow-up of the access log
     {"models"},  # the registry of every table
+    {"demo"},  # the demo region's year in progress: composes every feature
     {"cli"},  # the command line's root
 ]
 SAME_FLOOR: set[tuple[str, str]] = set()

@@ -395,10 +395,11 @@ async def _appointment_event(
     await session.execute(
         text(
             "INSERT INTO appointment_events "
-            "(appointment_id, from_status, to_status, slot_id, previous_slot_id, reason, actor) "
-            "VALUES (:id, :from_status, :to_status, :slot, :previous, :reason, :actor)"
+            "(appointment_id, from_status, to_status, slot_id, previous_slot_id, reason, actor, at) "
+            "VALUES (:id, :from_status, :to_status, :slot, :previous, :reason, :actor, :now)"
         ),
         {
+            "now": clock.now(),
             "id": appointment_id,
             "from_status": from_status,
             "to_status": to_status,
@@ -434,10 +435,11 @@ async def _queue_message(
     await session.execute(
         text(
             "INSERT INTO messages (resident_id, invitation_id, appointment_id, kind, send_on, "
-            "appointment_at, previous_appointment_at) VALUES (:resident, :invitation, :appointment, "
-            ":kind, :send_on, :at, :previous)"
+            "appointment_at, previous_appointment_at, created_at) VALUES (:resident, :invitation, "
+            ":appointment, :kind, :send_on, :at, :previous, :now)"
         ),
         {
+            "now": clock.now(),
             "resident": resident_id,
             "invitation": invitation_id,
             "appointment": appointment_id,
@@ -488,11 +490,11 @@ async def book(
     appointment_id = (
         await session.execute(
             text(
-                "INSERT INTO appointments (invitation_id, slot_id, booked_by) "
-                "VALUES (:invitation, :slot, :actor) "
+                "INSERT INTO appointments (invitation_id, slot_id, booked_by, booked_at, updated_at) "
+                "VALUES (:invitation, :slot, :actor, :now, :now) "
                 "ON CONFLICT DO NOTHING RETURNING id"
             ),
-            {"invitation": invitation_id, "slot": slot_id, "actor": actor},
+            {"invitation": invitation_id, "slot": slot_id, "actor": actor, "now": clock.now()},
         )
     ).scalar_one_or_none()
     if appointment_id is None:
@@ -603,8 +605,8 @@ async def move(
     try:
         async with session.begin_nested():
             await session.execute(
-                text("UPDATE appointments SET slot_id = :slot, updated_at = now() WHERE id = :id"),
-                {"id": appointment_id, "slot": slot_id},
+                text("UPDATE appointments SET slot_id = :slot, updated_at = :now WHERE id = :id"),
+                {"id": appointment_id, "slot": slot_id, "now": clock.now()},
             )
     except IntegrityError as exc:
         raise SlotTaken("someone else has booked this time; pick another", field="slot_id") from exc
@@ -652,13 +654,14 @@ async def reopen_invitation(
     await lifecycle.change_status(session, invitation_id, from_status, "planned", reason=reason, actor=actor)
     await session.execute(
         text(
-            "INSERT INTO messages (resident_id, invitation_id, kind, send_on) "
-            "SELECT i.resident_id, i.id, 'invitation', greatest(i.planned_send_on, CAST(:today AS date)) "
+            "INSERT INTO messages (resident_id, invitation_id, kind, send_on, created_at) "
+            "SELECT i.resident_id, i.id, 'invitation', greatest(i.planned_send_on, CAST(:today AS date)), "
+            "CAST(:now AS timestamptz) "
             "FROM invitations i WHERE i.id = :id AND NOT EXISTS ("
             "  SELECT 1 FROM messages m WHERE m.invitation_id = i.id AND m.kind = 'invitation' "
             "  AND m.status IN ('planned', 'queued', 'sending'))"
         ),
-        {"id": invitation_id, "today": clock.local_today()},
+        {"id": invitation_id, "today": clock.local_today(), "now": clock.now()},
     )
 
 
@@ -680,8 +683,8 @@ async def _cancel(
     session: AsyncSession, appointment: Any, resident_id: int, *, reason: str, actor: str, notify: bool = True
 ) -> None:
     await session.execute(
-        text("UPDATE appointments SET status = 'cancelled', updated_at = now() WHERE id = :id"),
-        {"id": appointment.id},
+        text("UPDATE appointments SET status = 'cancelled', updated_at = :now WHERE id = :id"),
+        {"id": appointment.id, "now": clock.now()},
     )
     await _release(session, appointment.slot_id, appointment.id)
     await _appointment_event(
@@ -799,8 +802,8 @@ async def mark(
     to attended or no_show, with the invitation's change unless the caller makes its own (a
     posted result completes the invitation)."""
     await session.execute(
-        text("UPDATE appointments SET status = :status, updated_at = now() WHERE id = :id"),
-        {"id": appointment.id, "status": outcome},
+        text("UPDATE appointments SET status = :status, updated_at = :now WHERE id = :id"),
+        {"id": appointment.id, "status": outcome, "now": clock.now()},
     )
     words = reason or ("attended" if outcome == "attended" else "did not come")
     await _appointment_event(
@@ -831,16 +834,17 @@ async def restore_booking(session: AsyncSession, invitation_id: int, *, reason: 
         await session.execute(
             text(
                 "SELECT a.id, a.slot_id, s.starts_at FROM appointments a JOIN slots s ON s.id = a.slot_id "
-                "WHERE a.invitation_id = :id AND a.status = 'attended' AND s.starts_at > now() "
+                "WHERE a.invitation_id = :id AND a.status = 'attended' AND s.starts_at > :now "
                 "ORDER BY s.starts_at LIMIT 1 FOR UPDATE OF a"
             ),
-            {"id": invitation_id},
+            {"id": invitation_id, "now": clock.now()},
         )
     ).first()
     if row is None:
         return False
     await session.execute(
-        text("UPDATE appointments SET status = 'booked', updated_at = now() WHERE id = :id"), {"id": row.id}
+        text("UPDATE appointments SET status = 'booked', updated_at = :now WHERE id = :id"),
+        {"id": row.id, "now": clock.now()},
     )
     await _appointment_event(session, row.id, "attended", "booked", row.slot_id, reason=reason, actor=actor)
     invitation = (await session.execute(text(_INVITATION + " WHERE i.id = :id"), {"id": invitation_id})).one()

@@ -146,13 +146,14 @@ LIMIT 1
 
 # A withdrawn time published again is open again; an open one is left as it was.
 _INSERT = text("""
-INSERT INTO slots AS s (care_unit_id, starts_at, ends_at, resource, published_by)
-SELECT DISTINCT CAST(:unit AS bigint), v.starts_at, v.ends_at, v.resource, CAST(:actor AS text)
+INSERT INTO slots AS s (care_unit_id, starts_at, ends_at, resource, published_by, published_at)
+SELECT DISTINCT CAST(:unit AS bigint), v.starts_at, v.ends_at, v.resource, CAST(:actor AS text),
+       CAST(:now AS timestamptz)
 FROM unnest(CAST(:starts AS timestamptz[]), CAST(:ends AS timestamptz[]), CAST(:resources AS text[]))
      AS v(starts_at, ends_at, resource)
 ON CONFLICT (care_unit_id, resource, starts_at) DO UPDATE
 SET withdrawn_at = NULL, withdrawn_by = NULL, ends_at = EXCLUDED.ends_at,
-    published_at = now(), published_by = EXCLUDED.published_by
+    published_at = EXCLUDED.published_at, published_by = EXCLUDED.published_by
 WHERE s.withdrawn_at IS NOT NULL
 RETURNING (xmax = 0) AS inserted
 """)
@@ -182,7 +183,7 @@ async def _publish(
             field=f"{field}/{index}",
             slot_id=clash.id,
         )
-    rows = (await session.execute(_INSERT, params)).all()
+    rows = (await session.execute(_INSERT, {**params, "now": clock.now()})).all()
     created = sum(1 for r in rows if r.inserted)
     reopened = len(rows) - created
     distinct = len(set(slots))
@@ -329,7 +330,7 @@ async def withdraw_slot(session: AsyncSession, unit_id: int, slot_id: int, *, ac
                 appointment_id=locked.held_by,
             )
         await session.execute(
-            text("UPDATE slots SET withdrawn_at = now(), withdrawn_by = :actor WHERE id = :id"),
-            {"id": slot_id, "actor": actor},
+            text("UPDATE slots SET withdrawn_at = :now, withdrawn_by = :actor WHERE id = :id"),
+            {"id": slot_id, "actor": actor, "now": clock.now()},
         )
     return await get_slot(session, unit_id, slot_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 import typer.core
@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # Typer vendors Click; its types, for annotations only
     from typer._click.formatting import HelpFormatter
 
 from halsosamtal.cli import dev
+from halsosamtal.cli import worker as worker_cli
 
 # name -> (module:attribute of its Typer app, or a loader function, one-line help)
 GROUPS: dict[str, tuple[str, str]] = {
@@ -119,6 +120,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # main() answers an unexpected failure in one line
 )
 app.add_typer(dev.app, name="dev")
+app.add_typer(worker_cli.app, name="worker")
 app.command("demo-data")(dev.demo_data)
 
 
@@ -163,13 +165,24 @@ def api(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
 ) -> None:
     """Serve the JSON API with uvicorn (refuses to start on an out-of-date schema)."""
+    import json
+    from pathlib import Path
+
     from halsosamtal.core.console import fail
+    from halsosamtal.core.logging import dict_config
+    from halsosamtal.core.metrics import MULTIPROC_ENV, fresh_multiprocess_dir
     from halsosamtal.core.settings import get_settings
     from halsosamtal.portal.identity import unconfigured
 
     if (why := unconfigured(get_settings())) is not None:
         fail(why)
     _pass_on_endpoints()
+    # Every server process writes its metrics to files here and /metrics adds them up; the
+    # same with one process, so a scrape sees the same series however many there are.
+    metrics_dir = os.environ[MULTIPROC_ENV] = fresh_multiprocess_dir(os.environ.get(MULTIPROC_ENV))
+    # uvicorn's own lines (the supervisor's too, with --workers) shaped and masked like ours.
+    log_config = Path(metrics_dir) / "logging.json"
+    log_config.write_text(json.dumps(dict_config(get_settings())), encoding="utf-8")
     os.execvp(  # noqa: S606 - replaces this process with uvicorn, fixed program
         sys.executable,
         [
@@ -185,24 +198,31 @@ def api(
             str(workers),
             "--no-access-log",
             "--proxy-headers",
+            "--log-config",
+            str(log_config),
         ],
     )
 
 
-@app.command()
-def worker() -> None:
-    """Run the arq worker (batches, reminders, delivery)."""
-    _pass_on_endpoints()
-    os.execvp(  # noqa: S606 - replaces this process with arq, fixed program
-        sys.executable,
-        [sys.executable, "-m", "arq", "services.worker.settings.WorkerSettings"],
-    )
+def _log_as_json() -> None:
+    """``HALSOSAMTAL_LOG_FORMAT=json``: the command's log records and what it says on stderr
+    (which servers, errors, notices) are JSON lines; its output on stdout stays as it is."""
+    import logging
+
+    from halsosamtal.core.console import err_console
+    from halsosamtal.core.logging import LogLines, configure_logging
+    from halsosamtal.core.settings import get_settings
+
+    configure_logging(get_settings())
+    err_console.file = cast("IO[str]", LogLines(logging.getLogger("halsosamtal.cli")))
 
 
 def main() -> None:
     """The ``halsosamtal`` entry point. What a user can cause is answered in one line; an
     unexpected failure too (its traceback, masked, only with HALSOSAMTAL_LOG_LEVEL=DEBUG)."""
     try:
+        if os.environ.get("HALSOSAMTAL_LOG_FORMAT", "").strip().lower() == "json":
+            _log_as_json()
         app()
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

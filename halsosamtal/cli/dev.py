@@ -37,11 +37,13 @@ def _today() -> dt.date:
 
 DEMO_SEED = 2026
 DEMO_RESIDENTS = 50_000
+DEV_RUN_RESIDENTS = 20_000
+"""``make run``'s region: some 500 invitations in the year (README: what its simulation costs)."""
 DEMO_CLIENT = "demo-operator"
 
 
 def demo_data(
-    out: Annotated[Path, typer.Option(help="Where to write the residents CSV.")],
+    out: Annotated[Path | None, typer.Option(help="Where to write the residents CSV.")] = None,
     residents: Annotated[int, typer.Option(min=1, help="Number of residents.")] = DEMO_RESIDENTS,
     seed: Annotated[int, typer.Option(help="Same seed, same file.")] = DEMO_SEED,
     bad_rows: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of realistic bad rows.")] = 0.0,
@@ -53,8 +55,36 @@ def demo_data(
     care_units_out: Annotated[
         Path | None, typer.Option(help="Also write the matching care unit CSV here.")
     ] = None,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            "--simulate",
+            help="Instead of a file: load the register into the (empty, migrated) database and "
+            "live its programme year up to --as-of through the real services: invitations, "
+            "reminders, bookings, talks, results, closed months.",
+        ),
+    ] = False,
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d"],
+            help="With --simulate: the day the simulation reaches (default today; its year, or "
+            "the year before until April).",
+        ),
+    ] = None,
 ) -> None:
-    """Write a deterministic, Sweden-like demo register as the residents CSV."""
+    """Write a deterministic, Sweden-like demo register as the residents CSV, or (--simulate)
+    make the demo region's year in progress in the database. Same seed, same result."""
+    if simulate:
+        if out is not None or care_units_out is not None or bad_rows or reference is not None:
+            fail("--simulate loads the database: no --out, --care-units-out, --bad-rows or --reference")
+        _simulate(residents=residents, seed=seed, care_units=care_units, as_of=as_of)
+        return
+    if as_of is not None:
+        fail("--as-of is for --simulate")
+    if out is None:
+        fail("give --out FILE (the residents CSV), or --simulate to load the database")
     from halsosamtal.residents.demo import demo_care_units, write_care_units_csv, write_demo_csv
 
     units = demo_care_units(care_units, seed=seed)
@@ -71,6 +101,53 @@ def demo_data(
             care_units=units,
         )
     console.print(f"wrote {summary.rows} residents to {out} ({summary.bad_rows} bad rows)")
+
+
+def _simulate(*, residents: int, seed: int, care_units: int, as_of: dt.datetime | None) -> None:
+    import halsosamtal.models  # noqa: F401 - every table registered before the services run
+    from halsosamtal.core.cli import check_database, database_url, not_after_today
+    from halsosamtal.core.database import create_engine, make_sessionmaker
+    from halsosamtal.core.errors import DomainError, SchemaOutOfDate
+    from halsosamtal.core.settings import get_settings
+    from halsosamtal.demo.simulate import SimulationSummary, fast_commits, simulate
+
+    day = not_after_today(as_of.date()) if as_of else _today()
+    url = database_url()
+
+    async def go() -> SimulationSummary:
+        engine = create_engine(url, pool_size=3, max_overflow=2, application_name="halsosamtal-demo")
+        fast_commits(engine)
+        try:
+            await check_database(engine, url)
+            return await simulate(
+                make_sessionmaker(engine),
+                get_settings(),
+                seed=seed,
+                residents=residents,
+                care_units=care_units,
+                as_of=day,
+                progress=lambda what: err_console.print(f"  {what}", highlight=False),
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        summary = asyncio.run(go())
+    except DomainError as exc:
+        fail(exc.detail)
+    except SchemaOutOfDate as exc:
+        fail(str(exc))
+    console.print(
+        f"simulated programme year {summary.year} up to {summary.as_of}: {summary.care_units} care units, "
+        f"{summary.residents} residents, {summary.invitations} invitations in {summary.seconds:.1f} s",
+        highlight=False,
+    )
+    for what, n in sorted(summary.counts.items()):
+        console.print(f"  {what}: {n}", highlight=False)
+    for phase, seconds in sorted(summary.phases.items(), key=lambda p: -p[1]):
+        console.print(f"  time in {phase}: {seconds:.1f} s", highlight=False)
+    for what, n in sorted(summary.refused.items()):
+        console.print(f"  refused by the service ({what}): {n}", highlight=False)
 
 
 def _halsosamtal(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -91,6 +168,30 @@ async def _demo_loaded(url: str) -> bool:
         return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM care_units)"))
     finally:
         await conn.close()
+
+
+def _simulate_demo(env: dict[str, str], residents: int) -> None:
+    """The demo region's year so far, through ``demo-data --simulate`` (its progress shown)."""
+    result = subprocess.run(  # noqa: S603 - our own CLI with fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "halsosamtal.cli",
+            "demo-data",
+            "--simulate",
+            "--residents",
+            str(residents),
+            "--seed",
+            str(DEMO_SEED),
+        ],
+        env=env,
+        check=False,
+        text=True,
+        stdout=subprocess.PIPE,
+    )
+    if result.returncode != 0:
+        fail(f"simulating the demo year failed:\n{result.stdout}")
+    console.print(result.stdout.rstrip(), highlight=False)
 
 
 def _load_demo(env: dict[str, str], data_dir: Path, residents: int) -> None:
@@ -160,6 +261,7 @@ def _demo_key(env: dict[str, str], data_dir: Path, role: str = "operator") -> st
     """The demo key of a role (operator, portal), kept in .data (local development only; mode 0600)."""
     client = DEMO_CLIENT if role == "operator" else f"demo-{role}"
     key_file = data_dir / f"{client}.key"
+    data_dir.mkdir(parents=True, exist_ok=True)
     if key_file.exists():
         return key_file.read_text().strip()
     if role == "operator":  # the name of keys made before the names had a timestamp
@@ -209,8 +311,15 @@ def _resident_tokens_from(settings: Settings) -> str:
 def run(
     host: Annotated[str, typer.Option(help="API address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="API port.")] = 8000,
-    residents: Annotated[int, typer.Option(help="Demo residents loaded the first time.")] = DEMO_RESIDENTS,
+    residents: Annotated[int, typer.Option(help="Demo residents loaded the first time.")] = DEV_RUN_RESIDENTS,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Run the API only.")] = False,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            help="Load the demo region as a year in progress (demo-data --simulate); "
+            "--no-simulate: the register, programme and bookable times only.",
+        ),
+    ] = True,
 ) -> None:
     """Find or start Postgres and Redis, migrate, load the demo region once, and run the API and
     the worker until Ctrl-C."""
@@ -227,7 +336,10 @@ def run(
         fail(f"migration failed:\n{result.stdout}{result.stderr}")
     if not asyncio.run(_demo_loaded(found.database_url)):
         console.print(f"loading the demo region ({residents} residents, seed {DEMO_SEED}) the first time:")
-        _load_demo(env, settings.data_dir, residents)
+        if simulate:
+            _simulate_demo(env, residents)
+        else:
+            _load_demo(env, settings.data_dir, residents)
     key = _demo_key(env, settings.data_dir)
     portal_key = _demo_key(env, settings.data_dir, "portal")
     tokens_from = _resident_tokens_from(settings)
@@ -256,8 +368,10 @@ def run(
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        if not _wait_ready(f"{base}/readyz"):
-            err_console.print("[red]the API did not become ready in 60 s[/red]")
+        # Generous: on a busy machine, right after the first start's simulation, the API can take
+        # well over a minute to import and connect.
+        if not _wait_ready(f"{base}/readyz", timeout=180):
+            err_console.print("[red]the API did not become ready in 180 s[/red]")
             stopping = True
         else:
             console.print(

@@ -1,20 +1,49 @@
-"""Swedish local time: what residents and centres read, and where days begin and end."""
+"""Swedish local time: what residents and centres read, and where days begin and end.
+
+``now()`` is the service's one clock. Services ask it (never ``datetime.now`` or the database's
+``now()`` for what they record), so a caller can set the instant they act at with
+:func:`frozen_at`: the demo simulation drives the real services through a past year that way,
+and what they record (booked at, held at, recorded at) is that instant's.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
-
-def local_today() -> date:
-    """Today in Sweden."""
-    return datetime.now(STOCKHOLM).date()
+_frozen: ContextVar[datetime | None] = ContextVar("halsosamtal_clock_frozen", default=None)
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The current instant (aware, UTC): the wall clock, or the instant set by :func:`frozen_at`."""
+    return _instant()
+
+
+def _instant() -> datetime:
+    frozen = _frozen.get()
+    return frozen if frozen is not None else datetime.now(UTC)
+
+
+def local_today() -> date:
+    """Today in Sweden."""
+    return now().astimezone(STOCKHOLM).date()
+
+
+@contextmanager
+def frozen_at(instant: datetime) -> Iterator[datetime]:
+    """Within the block (this task and those it starts), :func:`now` is ``instant``."""
+    if instant.tzinfo is None:
+        raise ValueError("frozen_at needs an aware time")
+    token = _frozen.set(instant.astimezone(UTC))
+    try:
+        yield instant
+    finally:
+        _frozen.reset(token)
 
 
 def start_of_day(day: date) -> datetime:
@@ -34,7 +63,7 @@ def moment(as_of: date, now: datetime | None = None) -> datetime:
     day's date with today's time of day, so what it records (when an invitation went out, when
     the last message was) is what a run on that day would have recorded.
     """
-    current = (now or datetime.now(UTC)).astimezone(STOCKHOLM)
+    current = (now or _instant()).astimezone(STOCKHOLM)
     return (current + timedelta(days=(as_of - current.date()).days)).astimezone(UTC)
 
 

@@ -7,6 +7,7 @@ import binascii
 import functools
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -37,11 +38,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from halsosamtal.core.clock import STOCKHOLM
-from halsosamtal.core.context import REQUEST_ID_HEADER, current_request_id, new_request_id, request_id
+from halsosamtal.core.context import (
+    REQUEST_ID_HEADER,
+    RequestInfo,
+    current_request,
+    current_request_id,
+    new_request_id,
+    request_id,
+)
+from halsosamtal.core.database import database_unavailable
 from halsosamtal.core.errors import PROBLEM_TYPE_PREFIX, DomainError, InvalidInput
 from halsosamtal.core.logging import redact
+from halsosamtal.core.metrics import observe_request, route_template
 
 log = logging.getLogger("halsosamtal.api")
+access_log = logging.getLogger("halsosamtal.access")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 MAX_ID = 2**63 - 1
@@ -363,7 +374,7 @@ def unexpected_problem(exc: BaseException, instance: str) -> tuple[dict[str, Any
         body["request_id"] = rid
     retry = {"Retry-After": "1"}
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or is_connection_error(orig):
+    if database_unavailable(exc):
         body.update(
             status=503,
             code="database-unavailable",
@@ -397,28 +408,33 @@ def unexpected_problem(exc: BaseException, instance: str) -> tuple[dict[str, Any
     return body, 500, {}
 
 
-def is_connection_error(exc: BaseException | None) -> bool:
-    """The database (or the way to it) is gone: refused, reset, shutting down, or the driver's
-    connection is in a state it cannot use."""
-    if exc is None:
-        return False
-    if isinstance(exc, OSError | ConnectionError | TimeoutError):
-        return True
-    sqlstate = getattr(exc, "sqlstate", None)
-    if isinstance(sqlstate, str) and (sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}):
-        return True  # connection exceptions; admin/crash shutdown; cannot connect now
-    name = type(exc).__name__
-    if name in {"ConnectionDoesNotExistError", "InterfaceError", "InternalClientError"}:
-        return True
-    cause = exc.__cause__
-    return cause is not None and cause is not exc and is_connection_error(cause)
+IDEMPOTENT_READS = frozenset({"GET", "HEAD"})
+
+
+def _empty_body(receive: Receive) -> Receive:
+    """``receive`` for a second run of a request without a body: its (empty) body again, then
+    whatever the client does next (a disconnect)."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        return await receive()
+
+    return again
 
 
 class RequestContext:
-    """Pure ASGI middleware around every request: its id and its last line of defence.
+    """Pure ASGI middleware around every request: its id, its access-log line and metrics, and
+    its last line of defence.
 
     - The request id is the caller's ``X-Request-ID`` (when sane) or a new one; it is sent back
       in the same header, is in every problem body and in every log line of the request.
+    - When the request is over, one INFO line on ``halsosamtal.access`` says method, path,
+      status, duration, route template and client, and the request is counted and timed by
+      route template and status class (``halsosamtal.core.metrics``).
     - An exception that reaches here is logged once, with its traceback, and answered with a
       problem (503 for database trouble, else 500), so the connection stays open for the
       client's next request. When the response has started already, nothing can be answered
@@ -439,18 +455,37 @@ class RequestContext:
                 break
         rid = new_request_id(offered)
         token = request_id.set(rid)
+        # Authentication keeps the client it found in request.state, i.e. this dict.
+        info = RequestInfo(rid, scope.setdefault("state", {}))
+        info_token = current_request.set(info)
         started = False
+        status = 500
+        began = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = int(message["status"])
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = rid
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                # A read that met a connection the database had dropped (a restart) is tried once
+                # more: the pool has discarded every connection from before, and nothing of the
+                # first try was kept. Writes are answered 503 and the client sends them again.
+                if started or scope.get("method") not in IDEMPOTENT_READS or not database_unavailable(exc):
+                    raise
+                log.info(
+                    "%s %s met a dropped database connection; tried once more",
+                    scope["method"],
+                    scope.get("path"),
+                )
+                await self.app(scope, _empty_body(receive), send_with_id)
         except Exception as exc:
             if started:
                 raise
@@ -465,7 +500,32 @@ class RequestContext:
             response = ProblemResponse(body, status_code=status, headers=headers)
             await response(scope, receive, send_with_id)
         finally:
+            _finished(scope, info, status, time.perf_counter() - began)
+            current_request.reset(info_token)
             request_id.reset(token)
+
+
+def _finished(scope: Scope, info: RequestInfo, status: int, seconds: float) -> None:
+    """The request's access-log line and its metrics."""
+    method, route = str(scope.get("method", "")), route_template(scope)
+    observe_request(method, route, status, seconds)
+    duration_ms = round(seconds * 1000, 1)
+    client = info.client
+    access_log.info(
+        "%s %s %s %.1f ms%s",
+        method,
+        scope.get("path", ""),
+        status,
+        duration_ms,
+        f" client={client}" if client else "",
+        extra={
+            "request_id": info.request_id,
+            "client": client,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+        },
+    )
 
 
 _ALLOWED_QUERY = "_halsosamtal_query_names"

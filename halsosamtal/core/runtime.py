@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,11 +13,26 @@ from halsosamtal.core.database import create_engine, make_sessionmaker
 from halsosamtal.core.migrations import ensure_schema_current
 from halsosamtal.core.settings import Settings
 
+CONNECT_PATIENCE_S = 5.0
+"""How long the API and the worker keep trying a new database connection that is refused."""
+
 
 def heartbeat_key(queue_name: str) -> str:
     """The Redis key a deployment's worker beats on: the queue's own, so that one deployment's
     worker never makes another's look alive on a shared Redis."""
     return f"{queue_name}:worker:heartbeat"
+
+
+async def last_heartbeat(redis: Any, queue_name: str) -> float | None:
+    """When a worker of this queue last beat (Unix time), or None when no beat is recorded
+    (none ever, or the last one expired, or the worker stopped and removed it)."""
+    value = await redis.get(heartbeat_key(queue_name))
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass
@@ -27,8 +43,10 @@ class Resources:
     redis: ArqRedis
 
     async def close(self) -> None:
-        await self.redis.aclose()
-        await self.engine.dispose()
+        try:
+            await self.redis.aclose()
+        finally:  # a Redis that went away must not keep the database connections open
+            await self.engine.dispose()
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -42,8 +60,12 @@ async def open_resources(
     check_schema: bool = True,
     statement_timeout_ms: int = 0,
     pre_ping: bool = True,
+    redis_required: bool = True,
 ) -> Resources:
-    """Connect to Postgres and Redis (found as ``infra`` says) and check the schema is current."""
+    """Connect to Postgres and Redis (found as ``infra`` says) and check the schema is current.
+
+    Without ``redis_required`` (the API, which serves every call without Redis) the Redis client
+    connects when first used, so the process starts while Redis is away."""
     endpoints = (
         infra.find(settings, quiet=True)
         if not (settings.database_url and settings.redis_url)
@@ -56,13 +78,21 @@ async def open_resources(
         statement_timeout_ms=statement_timeout_ms,
         application_name=application_name,
         pre_ping=pre_ping,
+        # A Postgres restarting for a moment delays a request or a job rather than failing it.
+        connect_patience_s=CONNECT_PATIENCE_S,
         # Without pre-ping, old connections are replaced before a server or proxy times them out.
         pool_recycle=-1 if pre_ping else 1800,
     )
     try:
         if check_schema:
             await ensure_schema_current(engine)
-        redis = await create_pool(redis_settings(endpoints.redis_url), default_queue_name=settings.queue_name)
+        if redis_required:
+            redis = await create_pool(
+                redis_settings(endpoints.redis_url), default_queue_name=settings.queue_name
+            )
+        else:
+            redis = ArqRedis.from_url(endpoints.redis_url, socket_connect_timeout=2, socket_timeout=2)
+            redis.default_queue_name = settings.queue_name
     except BaseException:
         await engine.dispose()
         raise

@@ -73,6 +73,28 @@ class Settings(BaseSettings):
         None, description="HMAC-SHA256 key that signs notification webhook requests."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="'text': plain lines for a terminal. 'json': one JSON object per line (time, level, "
+        "logger, message, request_id, client, route, status, duration_ms) for a log system.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that GET /metrics of the API asks for. Empty: /metrics answers "
+        "only requests from the machine itself (loopback).",
+    )
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port of the worker's Prometheus metrics (0: none served)."
+    )
+    worker_metrics_address: str = Field(
+        "127.0.0.1", min_length=1, description="Address the worker's metrics port listens on."
+    )
+    worker_heartbeat_max_age_s: int = Field(
+        45,
+        ge=20,
+        le=3600,
+        description="A worker whose last heartbeat (every 15 s) is older than this is reported down.",
+    )
     audit_log: bool = Field(
         True,
         description="Write an access event for every read and change of a resident's personal data "
@@ -194,6 +216,13 @@ class Settings(BaseSettings):
         description="The largest body of a CSV import (POST /residents/import, /care-units/import, "
         "/reports/cni).",
     )
+    batch_lease_s: int = Field(
+        30,
+        ge=3,
+        le=3600,
+        description="How long a running batch may go without a sign of life before the worker "
+        "takes it over (its worker died or lost the database); it renews a third of that.",
+    )
 
     @model_validator(mode="after")
     def _queue_follows_the_database(self) -> Settings:
@@ -291,6 +320,7 @@ class Settings(BaseSettings):
         "resident_token_jwks_file",
         "resident_token_issuer",
         "resident_token_audience",
+        "metrics_token",
         mode="before",
     )
     @classmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,10 +25,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from halsosamtal.core import clock
+from halsosamtal.core.database import is_connection_error
 from halsosamtal.core.errors import Conflict
 from halsosamtal.invitations.pacing import Allocation, first_send_day, level, weekly_room, weeks_of
 from halsosamtal.programmes.models import ProgrammeYear
 from halsosamtal.programmes.service import get_year, require_year
+
+log = logging.getLogger(__name__)
 
 # Advisory lock namespace for batch runs (the second key is the year).
 BATCH_LOCK = 7_364_001
@@ -228,21 +232,23 @@ ranked AS (
 ),
 ins AS (
     INSERT INTO invitations
-        (year, age, resident_id, care_unit_id, batch_id, planned_send_on, status, valid_until)
+        (year, age, resident_id, care_unit_id, batch_id, planned_send_on, status, valid_until,
+         created_at, updated_at)
     SELECT :year, ranked.age, ranked.resident_id, :unit, :batch,
-           greatest(alloc.week, :first_day), 'planned', :valid_until
+           greatest(alloc.week, :first_day), 'planned', :valid_until,
+           CAST(:now AS timestamptz), CAST(:now AS timestamptz)
     FROM ranked JOIN alloc
       ON alloc.preferred = ranked.preferred AND ranked.rn BETWEEN alloc.lo AND alloc.hi
     ON CONFLICT (resident_id, year, age) DO NOTHING
     RETURNING id, resident_id, planned_send_on
 ),
 messages AS (
-    INSERT INTO messages (resident_id, invitation_id, kind, send_on)
-    SELECT resident_id, id, 'invitation', planned_send_on FROM ins
+    INSERT INTO messages (resident_id, invitation_id, kind, send_on, created_at)
+    SELECT resident_id, id, 'invitation', planned_send_on, CAST(:now AS timestamptz) FROM ins
 ),
 events AS (
-    INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor)
-    SELECT id, NULL, 'planned', :reason, :actor FROM ins
+    INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor, at)
+    SELECT id, NULL, 'planned', :reason, :actor, CAST(:now AS timestamptz) FROM ins
 )
 SELECT count(*) FROM ins
 """
@@ -269,6 +275,54 @@ class BatchResult:
     created: int
 
 
+LEASE_S = 30
+"""A batch's lease (``settings.batch_lease_s`` on the worker): its runner renews it every third
+of it; a batch whose lease ran out has lost its runner (killed, or cut off from the database),
+and the worker takes it over."""
+
+
+class Superseded(Exception):
+    """The batch is no longer this run's: it ended, or the worker gave it to a newer run."""
+
+
+async def _renew(engine: Any, batch_id: int, generation: int | None, lease_s: float) -> bool:
+    """Renew the lease while the batch is still this run's (its generation, for the worker)."""
+    async with engine.begin() as conn:
+        renewed = await conn.scalar(
+            text(
+                "UPDATE batch_runs SET lease_until = now() + make_interval(secs => :lease) "
+                "WHERE id = :id AND state IN ('queued', 'running') "
+                "AND (CAST(:generation AS int) IS NULL OR resumes = :generation) RETURNING id"
+            ),
+            {"id": batch_id, "generation": generation, "lease": lease_s},
+        )
+    return renewed is not None
+
+
+async def _keep_lease(
+    engine: Any,
+    batch_id: int,
+    generation: int | None,
+    lease_s: float,
+    runner: asyncio.Task[Any],
+    lost: asyncio.Event,
+) -> None:
+    """Renew the lease until cancelled; stop the run (``runner``) when the batch is no longer
+    its. A failed renewal (the database away for a moment) is tried again at the next beat."""
+    while True:
+        await asyncio.sleep(lease_s / 3)
+        try:
+            still_ours = await _renew(engine, batch_id, generation, lease_s)
+        except Exception as exc:  # the run itself meets the same trouble and says so
+            log.warning("batch %s: lease not renewed (%s)", batch_id, type(exc).__name__)
+            continue
+        if not still_ours:
+            log.warning("batch %s was taken over or ended elsewhere; this run stops", batch_id)
+            lost.set()
+            runner.cancel()
+            return
+
+
 async def run(
     sessionmaker: async_sessionmaker[AsyncSession],
     year: int,
@@ -277,32 +331,63 @@ async def run(
     batch_id: int,
     actor: str,
     progress: Callable[[int, int], None] | None = None,
+    generation: int | None = None,
+    lease_s: float = LEASE_S,
 ) -> BatchResult:
-    """Write the plan: one transaction per unit. Safe to run again, and concurrently."""
+    """Write the plan: one transaction per unit. Safe to run again, and concurrently.
+
+    The run holds a lease on its batch row, renewed while it runs. ``generation`` is the
+    worker's: the run stops when the batch has a newer one (the reconciler resumed it), and a
+    run the database or the process cut short leaves the batch running for the next generation
+    to finish; any other failure ends it as failed with the reason. Without a generation (a
+    command-line run) every failure ends it as failed."""
     engine = sessionmaker.kw["bind"]
-    async with engine.connect() as lock:
-        lock = await lock.execution_options(isolation_level="AUTOCOMMIT")
-        # Concurrent runs of the same year take turns; the second then finds nothing to do.
-        await lock.execute(text("SELECT pg_advisory_lock(:ns, :year)"), {"ns": BATCH_LOCK, "year": year})
-        try:
-            return await _run_locked(sessionmaker, year, as_of, batch_id, actor, progress)
-        except BaseException as exc:
+    if not await _renew(engine, batch_id, generation, lease_s):
+        return BatchResult(batch_id=batch_id, planned=0, created=0)
+    current = asyncio.current_task()
+    assert current is not None
+    lost = asyncio.Event()
+    keeper = asyncio.create_task(_keep_lease(engine, batch_id, generation, lease_s, current, lost))
+    try:
+        async with engine.connect() as lock:
+            lock = await lock.execution_options(isolation_level="AUTOCOMMIT")
+            # Concurrent runs of the same year take turns; the second then finds nothing to do.
+            await lock.execute(text("SELECT pg_advisory_lock(:ns, :year)"), {"ns": BATCH_LOCK, "year": year})
+            try:
+                return await _run_locked(sessionmaker, year, as_of, batch_id, actor, progress, generation)
+            finally:
+                await lock.execute(
+                    text("SELECT pg_advisory_unlock(:ns, :year)"), {"ns": BATCH_LOCK, "year": year}
+                )
+    except asyncio.CancelledError as exc:
+        if lost.is_set():
+            current.uncancel()
+            return BatchResult(batch_id=batch_id, planned=0, created=0)
+        if generation is None:
             await mark_failed(sessionmaker, batch_id, exc)
-            raise
-        finally:
-            await lock.execute(
-                text("SELECT pg_advisory_unlock(:ns, :year)"), {"ns": BATCH_LOCK, "year": year}
+        raise
+    except BaseException as exc:
+        if generation is None or not is_connection_error(exc):
+            await mark_failed(sessionmaker, batch_id, exc)
+        else:
+            log.warning(
+                "batch %s stopped (%s); it resumes when its lease runs out", batch_id, type(exc).__name__
             )
+        raise
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
 
 
-def _json_error(exc: BaseException) -> str:
+def _json_error(exc: BaseException | None, reason: str | None = None) -> str:
     import json
 
-    reason = {
+    known: dict[type[BaseException], str] = {
         KeyboardInterrupt: "interrupted (Ctrl-C)",
         asyncio.CancelledError: "cancelled (the process stopped)",
-    }.get(type(exc))
-    entry = {"error": type(exc).__name__, "at": dt.datetime.now(dt.UTC).isoformat()}
+    }
+    reason = reason or (known.get(type(exc)) if exc is not None else None)
+    entry = {"error": type(exc).__name__ if exc else "Stopped", "at": dt.datetime.now(dt.UTC).isoformat()}
     if reason:
         entry["reason"] = reason
     return json.dumps([entry])
@@ -315,18 +400,25 @@ async def _run_locked(
     batch_id: int,
     actor: str,
     progress: Callable[[int, int], None] | None,
+    generation: int | None,
 ) -> BatchResult:
     async with sessionmaker() as s, s.begin():
         the_plan = await plan(s, year, as_of)
         programme = await get_year(s, year)
         valid_until = programme.valid_until
-        await s.execute(
+        # A resumed run plans only what is still missing: what earlier runs of this batch
+        # created stays counted, so done of total goes on from where it stopped.
+        started = await s.scalar(
             text(
-                "UPDATE batch_runs SET state = 'running', started_at = now(), total = :total, "
-                "done = 0, created = 0 WHERE id = :id"
+                "UPDATE batch_runs SET state = 'running', started_at = coalesce(started_at, now()), "
+                "total = created + :total, done = created WHERE id = :id "
+                "AND state IN ('queued', 'running') "
+                "AND (CAST(:generation AS int) IS NULL OR resumes = :generation) RETURNING id"
             ),
-            {"id": batch_id, "total": the_plan.total},
+            {"id": batch_id, "total": the_plan.total, "generation": generation},
         )
+    if started is None:  # finished or taken over while this run waited for the lock
+        return BatchResult(batch_id=batch_id, planned=0, created=0)
     by_unit: dict[int, list[Allocation]] = defaultdict(list)
     for a in the_plan.allocations:
         by_unit[a.care_unit_id].append(a)
@@ -349,6 +441,7 @@ async def _run_locked(
                     "valid_until": valid_until,
                     "reason": f"batch {batch_id}",
                     "actor": actor,
+                    "now": clock.now(),
                 },
             )
             done, created = sum(a.count for a in allocations), inserted or 0
@@ -376,7 +469,10 @@ async def _run_locked(
     created = counts["created"]
     async with sessionmaker() as s, s.begin():
         await s.execute(
-            text("UPDATE batch_runs SET state = 'done', finished_at = now() WHERE id = :id"),
+            text(
+                "UPDATE batch_runs SET state = 'done', finished_at = now(), lease_until = NULL "
+                "WHERE id = :id AND state = 'running'"
+            ),
             {"id": batch_id},
         )
     return BatchResult(batch_id=batch_id, planned=the_plan.total, created=created)
@@ -397,11 +493,19 @@ async def new_batch(
     check_year_open(year, as_of or clock.local_today())
     batch_id = await session.scalar(
         text(
-            "INSERT INTO batch_runs (year, requested_by, as_of, state, started_at) "
-            "VALUES (:year, :actor, :as_of, :state, CASE WHEN :state = 'running' THEN now() END) "
+            "INSERT INTO batch_runs (year, requested_by, as_of, state, started_at, inline, lease_until) "
+            "VALUES (:year, :actor, :as_of, :state, CASE WHEN :inline THEN now() END, :inline, "
+            "CASE WHEN :inline THEN now() + make_interval(secs => :lease) END) "
             "RETURNING id"
         ),
-        {"year": year, "actor": actor, "as_of": as_of, "state": "running" if inline else "queued"},
+        {
+            "year": year,
+            "actor": actor,
+            "as_of": as_of,
+            "state": "running" if inline else "queued",
+            "inline": inline,
+            "lease": float(LEASE_S),
+        },
     )
     assert batch_id is not None
     return int(batch_id)
@@ -414,8 +518,55 @@ async def mark_failed(
     async with sessionmaker() as s, s.begin():
         await s.execute(
             text(
-                "UPDATE batch_runs SET state = 'failed', finished_at = now(), "
+                "UPDATE batch_runs SET state = 'failed', finished_at = now(), lease_until = NULL, "
                 "errors = errors || CAST(:error AS jsonb) WHERE id = :id AND state IN ('queued', 'running')"
             ),
             {"id": batch_id, "error": _json_error(exc)},
         )
+
+
+MAX_RESUMES = 5
+"""Take-overs of one batch before it is ended as failed: a batch that stops again and again has
+something wrong with it that another try will not mend."""
+
+
+@dataclass(frozen=True)
+class Pickup:
+    """A batch for the worker to start: its arq job is ``generation``'s."""
+
+    batch_id: int
+    requested_at: dt.datetime
+    generation: int
+
+
+_END_STALLED = text("""
+UPDATE batch_runs SET state = 'failed', finished_at = now(), lease_until = NULL,
+    errors = errors || jsonb_build_array(jsonb_build_object(
+        'error', 'Stopped', 'at', now(),
+        'reason', CASE WHEN inline THEN 'the command that ran it stopped (no sign of it since '
+                                         || to_char(lease_until, 'YYYY-MM-DD"T"HH24:MI:SSOF') || ')'
+                       ELSE 'stopped ' || resumes + 1 || ' times; not resumed again' END))
+WHERE state IN ('queued', 'running') AND lease_until < now() AND (inline OR resumes >= :max)
+RETURNING id
+""")
+
+_PICK_UP = text("""
+UPDATE batch_runs
+SET resumes = resumes + CASE WHEN lease_until IS NULL THEN 0 ELSE 1 END,
+    lease_until = now() + make_interval(secs => :lease)
+WHERE state IN ('queued', 'running') AND NOT inline AND (lease_until IS NULL OR lease_until < now())
+RETURNING id, requested_at, resumes
+""")
+
+
+async def pick_up(session: AsyncSession, lease_s: float = LEASE_S) -> list[Pickup]:
+    """The batches a worker should start now, each under a fresh lease: those never started
+    (queued, no lease) and those whose run stopped (its lease ran out: the worker was killed,
+    lost Redis, or the queue was emptied), the latter as a new generation. Batches that stopped
+    ``MAX_RESUMES`` times, and command-line runs whose command stopped, are ended as failed
+    with the reason. Postgres is the truth here: Redis may have lost every job."""
+    ended = (await session.scalars(_END_STALLED, {"max": MAX_RESUMES})).all()
+    if ended:
+        log.warning("batches %s ended as failed: their runs stopped", ", ".join(map(str, ended)))
+    rows = (await session.execute(_PICK_UP, {"lease": float(lease_s)})).all()
+    return [Pickup(r.id, r.requested_at, r.resumes) for r in rows]

@@ -50,6 +50,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from halsosamtal.core import clock
 from halsosamtal.core.clock import moment
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, NotFound
@@ -90,7 +91,7 @@ _CREATE_REMINDERS = text("""
 WITH due AS (
   UPDATE invitations i
   SET reminders_sent = i.reminders_sent + 1, last_message_at = CAST(:at AS timestamptz),
-      updated_at = now()
+      updated_at = CAST(:at AS timestamptz)
   FROM programme_years py
   WHERE py.year = i.year
     AND i.status = 'open'
@@ -108,8 +109,9 @@ WITH due AS (
             <= CAST(:as_of AS date))
   RETURNING i.id, i.resident_id, i.reminders_sent
 ), created AS (
-  INSERT INTO messages (resident_id, invitation_id, kind, sequence, send_on, status)
-  SELECT resident_id, id, 'reminder', reminders_sent, CAST(:as_of AS date), 'planned' FROM due
+  INSERT INTO messages (resident_id, invitation_id, kind, sequence, send_on, status, created_at)
+  SELECT resident_id, id, 'reminder', reminders_sent, CAST(:as_of AS date), 'planned',
+         CAST(:at AS timestamptz) FROM due
   RETURNING 1
 )
 SELECT count(*) FROM created
@@ -180,7 +182,7 @@ WITH target AS (
   ORDER BY i.id LIMIT :limit
   FOR UPDATE
 ), changed AS (
-  UPDATE invitations i SET status = 'expired', updated_at = now()
+  UPDATE invitations i SET status = 'expired', updated_at = CAST(:at AS timestamptz)
   FROM target t WHERE i.id = t.id
   RETURNING i.id, t.status AS from_status, t.valid_until
 ), events AS (
@@ -215,7 +217,7 @@ WITH target AS (
   ORDER BY i.id LIMIT :limit
   FOR UPDATE OF i
 ), changed AS (
-  UPDATE invitations i SET status = 'withdrawn', updated_at = now()
+  UPDATE invitations i SET status = 'withdrawn', updated_at = CAST(:at AS timestamptz)
   FROM target t WHERE i.id = t.id
   RETURNING i.id, t.status AS from_status, t.reason
 ), events AS (
@@ -224,7 +226,7 @@ WITH target AS (
   RETURNING 1
 ), freed AS (
   -- A booked time is freed for someone else; nobody is told (the resident has left).
-  UPDATE appointments a SET status = 'cancelled', updated_at = now()
+  UPDATE appointments a SET status = 'cancelled', updated_at = CAST(:at AS timestamptz)
   FROM changed c WHERE a.invitation_id = c.id AND a.status = 'booked'
   RETURNING a.id, a.slot_id, c.reason
 ), freed_events AS (
@@ -267,7 +269,7 @@ WITH target AS (
   UPDATE invitations i
   SET care_unit_id = CASE WHEN t.follows THEN t.to_unit ELSE i.care_unit_id END,
       status = CASE WHEN t.follows THEN i.status ELSE 'withdrawn' END,
-      updated_at = now()
+      updated_at = CAST(:at AS timestamptz)
   FROM target t WHERE i.id = t.id
   RETURNING i.id, t.status AS from_status, i.status AS to_status, t.follows,
     CASE WHEN t.follows THEN format('listing moved from %s to %s', t.from_name, t.to_name)
@@ -465,8 +467,8 @@ async def change_status(
     change: its letter if unsent and its reminders, planned or queued. (Messages about a booked
     time are the booking's to keep or cancel.)"""
     await session.execute(
-        text("UPDATE invitations SET status = :to_status, updated_at = now() WHERE id = :id"),
-        {"id": invitation_id, "to_status": to_status},
+        text("UPDATE invitations SET status = :to_status, updated_at = :now WHERE id = :id"),
+        {"id": invitation_id, "to_status": to_status, "now": clock.now()},
     )
     if from_status in ACTIVE_STATUSES and to_status not in ACTIVE_STATUSES:
         await session.execute(
@@ -478,10 +480,11 @@ async def change_status(
         )
     await session.execute(
         text(
-            "INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor) "
-            "VALUES (:id, :from_status, :to_status, :reason, :actor)"
+            "INSERT INTO invitation_events (invitation_id, from_status, to_status, reason, actor, at) "
+            "VALUES (:id, :from_status, :to_status, :reason, :actor, :now)"
         ),
         {
+            "now": clock.now(),
             "id": invitation_id,
             "from_status": from_status,
             "to_status": to_status,

@@ -24,12 +24,13 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from halsosamtal.core import clock
 from halsosamtal.core.clock import moment
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.settings import Settings
@@ -96,7 +97,7 @@ WITH v AS (
 ), opened AS (
   UPDATE invitations i
   SET status = 'open', sent_at = CAST(:at AS timestamptz), last_message_at = CAST(:at AS timestamptz),
-      updated_at = now()
+      updated_at = CAST(:at AS timestamptz)
   FROM v WHERE i.id = v.id AND i.status = 'planned'
   RETURNING i.id, v.reason
 )
@@ -106,7 +107,8 @@ SELECT id, 'planned', 'open', CAST(:at AS timestamptz), reason, :actor FROM open
 
 _TOUCH_INVITATIONS = text("""
 UPDATE invitations
-SET last_message_at = GREATEST(last_message_at, CAST(:at AS timestamptz)), updated_at = now()
+SET last_message_at = GREATEST(last_message_at, CAST(:at AS timestamptz)),
+    updated_at = CAST(:at AS timestamptz)
 WHERE id = ANY(CAST(:ids AS bigint[]))
 """)
 
@@ -341,6 +343,6 @@ async def retry_message(
     message = await requeue_failed(session, message_id)
     if message.status == "planned":
         rows = await _select_for_release(session, as_of=None, ids=[message_id])
-        await _release_rows(session, rows, settings, at=datetime.now(UTC), actor=actor)
+        await _release_rows(session, rows, settings, at=clock.now(), actor=actor)
     log.info("message %s retried by %s", message_id, actor)
     return await get_message(session, message_id)

@@ -109,3 +109,9 @@ async def resident_ids(session: AsyncSession, invitation_ids: Iterable[int]) -> 
         return []
     rows = await session.scalars(select(Invitation.resident_id).where(Invitation.id.in_(wanted)).distinct())
     return list(rows)
+
+
+async def unfinished_batches(session: AsyncSession) -> list[BatchOut]:
+    """Batch runs waiting for the worker or being run, oldest first: what monitoring follows."""
+    query = select(BatchRun).where(BatchRun.state.in_(("queued", "running"))).order_by(BatchRun.id)
+    return [BatchOut.model_validate(r, from_attributes=True) for r in await session.scalars(query)]

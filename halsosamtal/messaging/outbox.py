@@ -44,7 +44,7 @@ import dataclasses
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -55,6 +55,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import DateTime, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from halsosamtal.core import clock
 from halsosamtal.core.clock import STOCKHOLM, day_bounds
 from halsosamtal.core.database import session_scope
 from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
@@ -80,9 +81,11 @@ log = logging.getLogger("halsosamtal.messaging")
 
 RELEASE_CHUNK = 2000
 """Messages rendered and queued per transaction."""
-DELIVERY_CHUNK = 100
+DELIVERY_CHUNK = 20
 """Electronic messages claimed at once: with ``DELIVERY_CONCURRENCY`` sends in flight and a 10 s
-timeout a chunk takes at most ~100 s, well inside the default 600 s lease."""
+timeout a chunk takes at most ~20 s, well inside the lease (30 s at the least). Each outcome is
+recorded as it comes, so a worker killed mid-chunk leaves at most the sends in flight to be made
+again; the chunk's unsent rest waits for its lease to run out."""
 LETTER_CHUNK = 5000
 """Letters claimed at once: each claim rewrites the day's print file, so take many at a time."""
 DELIVERY_CONCURRENCY = 10
@@ -292,8 +295,8 @@ class Outcome:
 _CLAIM = text("""
 WITH due AS (
   SELECT m.id FROM messages m
-  WHERE ((m.status = 'queued' AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= now()))
-         OR (m.status = 'sending' AND m.next_attempt_at <= now()))
+  WHERE ((m.status = 'queued' AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= :now))
+         OR (m.status = 'sending' AND m.next_attempt_at <= :now))
     AND (m.channel IN ('letter', 'letter_protected')) = :letters
   ORDER BY m.id
   LIMIT :limit
@@ -302,9 +305,9 @@ WITH due AS (
 UPDATE messages m
 SET status = 'sending',
     attempts = m.attempts + 1,
-    next_attempt_at = now() + make_interval(secs => :lease),
+    next_attempt_at = CAST(:now AS timestamptz) + make_interval(secs => :lease),
     -- A letter's print day is fixed at its first claim and kept when the claim is taken over.
-    sent_at = CASE WHEN m.channel IN ('letter', 'letter_protected') THEN coalesce(m.sent_at, now())
+    sent_at = CASE WHEN m.channel IN ('letter', 'letter_protected') THEN coalesce(m.sent_at, :now)
                    ELSE m.sent_at END
 FROM due WHERE m.id = due.id
 RETURNING m.id, m.kind, m.channel, m.language, m.subject, m.body, m.attempts, m.sent_at
@@ -319,16 +322,17 @@ WITH v AS (
 ), done AS (
   UPDATE messages m
   SET status = CASE v.outcome WHEN 'sent' THEN 'sent' WHEN 'retry' THEN 'queued' ELSE 'failed' END,
-      sent_at = CASE WHEN v.outcome = 'sent' THEN coalesce(m.sent_at, now()) END,
-      next_attempt_at = CASE WHEN v.outcome = 'retry' THEN now() + make_interval(secs => v.delay) END,
+      sent_at = CASE WHEN v.outcome = 'sent' THEN coalesce(m.sent_at, CAST(:now AS timestamptz)) END,
+      next_attempt_at = CASE WHEN v.outcome = 'retry'
+                             THEN CAST(:now AS timestamptz) + make_interval(secs => v.delay) END,
       last_error = CASE WHEN v.outcome = 'sent' THEN NULL ELSE v.error END
   FROM v
   -- Only the attempt that holds the claim may finish it.
   WHERE m.id = v.id AND m.status = 'sending' AND m.attempts = v.attempts
   RETURNING m.id
 )
-INSERT INTO delivery_attempts (message_id, gateway, outcome, http_status, error)
-SELECT v.id, v.gateway, v.outcome, v.http_status, v.error FROM v
+INSERT INTO delivery_attempts (message_id, gateway, outcome, http_status, error, at)
+SELECT v.id, v.gateway, v.outcome, v.http_status, v.error, CAST(:now AS timestamptz) FROM v
 """)
 
 _GATHER_LETTERS = select(Message.id, Message.subject, Message.body, Message.resident_id).where(
@@ -342,7 +346,9 @@ _GATHER_LETTERS = select(Message.id, Message.subject, Message.body, Message.resi
 async def claim(session: AsyncSession, *, letters: bool, limit: int, lease_s: int) -> list[Claimed]:
     """Claim due messages (letters or electronic ones)."""
     rows = (
-        await session.execute(_CLAIM, {"letters": letters, "limit": limit, "lease": float(lease_s)})
+        await session.execute(
+            _CLAIM, {"letters": letters, "limit": limit, "lease": float(lease_s), "now": clock.now()}
+        )
     ).all()
     return [
         Claimed(r.id, r.kind, r.channel, r.language or "sv", r.subject, r.body, r.attempts, r.sent_at)
@@ -364,6 +370,7 @@ async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome]) ->
             "errors": [o.error for o in outcomes],
             "delays": [o.delay_s for o in outcomes],
             "gateways": [o.gateway for o in outcomes],
+            "now": clock.now(),
         },
     )
 
@@ -400,10 +407,21 @@ async def _send_electronic(
     recipients: dict[int, Recipient],
     gateway: WebhookGateway | None,
     settings: Settings,
+    record: Callable[[Outcome], Awaitable[None]],
 ) -> list[Outcome]:
+    """Send each claimed message and ``record`` its outcome at once, before the next send in its
+    place starts: what a killed worker sent is known, except the sends in flight."""
     semaphore = asyncio.Semaphore(DELIVERY_CONCURRENCY)
 
     async def one(item: Claimed) -> Outcome:
+        # The slot is held until the outcome is stored: at most DELIVERY_CONCURRENCY messages
+        # are ever sent and not yet recorded.
+        async with semaphore:
+            outcome = await attempt(item)
+            await record(outcome)
+        return outcome
+
+    async def attempt(item: Claimed) -> Outcome:
         if gateway is None:
             # Released while the webhook gateway was configured, delivered after it was not:
             # fail visibly; an operator retries once the gateway is back.
@@ -427,8 +445,7 @@ async def _send_electronic(
             return _failure(item, "webhook", settings, retryable=False, error=exc.reason)
         except ValueError as exc:
             return _failure(item, "webhook", settings, retryable=False, error=str(exc)[:200])
-        async with semaphore:
-            result = await gateway.send(message)
+        result = await gateway.send(message)
         if result.ok:
             return Outcome(item.id, item.attempts, "webhook", "sent", http_status=result.status)
         return _failure(
@@ -551,10 +568,11 @@ async def due_for_delivery(session: AsyncSession) -> dict[str, int]:
     rows = await session.execute(
         text("""
 SELECT m.channel, count(*) AS n FROM messages m
-WHERE (m.status = 'queued' AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= now()))
-   OR (m.status = 'sending' AND m.next_attempt_at <= now())
+WHERE (m.status = 'queued' AND (m.next_attempt_at IS NULL OR m.next_attempt_at <= :now))
+   OR (m.status = 'sending' AND m.next_attempt_at <= :now)
 GROUP BY m.channel ORDER BY m.channel
-""")
+"""),
+        {"now": clock.now()},
     )
     return {str(r.channel): int(r.n) for r in rows}
 
@@ -592,9 +610,12 @@ async def deliver_due(
                 if letters:
                     outcomes = await _write_letters(sessionmaker, settings, claimed, report)
                 else:
-                    outcomes = await _send_electronic(claimed, recipients, gateway, settings)
-                    async with session_scope(sessionmaker) as session:
-                        await record_outcomes(session, outcomes)
+
+                    async def record(outcome: Outcome) -> None:
+                        async with session_scope(sessionmaker) as session:
+                            await record_outcomes(session, [outcome])
+
+                    outcomes = await _send_electronic(claimed, recipients, gateway, settings, record)
                 _tally(report, outcomes)
     finally:
         if gateway is not None:

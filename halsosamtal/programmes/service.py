@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from halsosamtal.core import clock
 from halsosamtal.core.errors import Conflict, InvalidInput, NotFound
 from halsosamtal.programmes.models import ProgrammeYear, ProgrammeYearRevision
 from halsosamtal.programmes.schemas import ProgrammeRevisionOut, ProgrammeRules, ProgrammeYearOut
@@ -45,7 +46,7 @@ async def set_year(
     values = rules.model_dump()
     created = row is None
     if row is None:
-        row = ProgrammeYear(year=year, **values)
+        row = ProgrammeYear(year=year, **values, created_at=clock.now(), updated_at=clock.now())
         session.add(row)
     else:
         current = {f: getattr(row, f) for f in RULE_FIELDS}
@@ -53,8 +54,12 @@ async def set_year(
             return ProgrammeYearOut.model_validate(row, from_attributes=True), False
         for field, value in values.items():
             setattr(row, field, value)
-        row.updated_at = dt.datetime.now(dt.UTC)
-    session.add(ProgrammeYearRevision(year=year, changed_by=actor, rules=rules.model_dump(mode="json")))
+        row.updated_at = clock.now()
+    session.add(
+        ProgrammeYearRevision(
+            year=year, changed_by=actor, rules=rules.model_dump(mode="json"), changed_at=clock.now()
+        )
+    )
     await session.flush()
     await session.refresh(row)
     return ProgrammeYearOut.model_validate(row, from_attributes=True), created

@@ -244,10 +244,17 @@ async def _event(
 ) -> None:
     await session.execute(
         text(
-            "INSERT INTO result_events (result_id, kind, version, actor, reason) "
-            "VALUES (:id, :kind, :version, :actor, :reason)"
+            "INSERT INTO result_events (result_id, kind, version, actor, reason, at) "
+            "VALUES (:id, :kind, :version, :actor, :reason, :now)"
         ),
-        {"id": result_id, "kind": kind, "version": version, "actor": actor, "reason": reason},
+        {
+            "now": clock.now(),
+            "id": result_id,
+            "kind": kind,
+            "version": version,
+            "actor": actor,
+            "reason": reason,
+        },
     )
 
 
@@ -307,6 +314,7 @@ async def _add_version(
             score2_version=derived.score2_version,
             habits_version=derived.habits_version,
             recorded_by=actor,
+            recorded_at=clock.now(),
         )
     )
     await session.flush()
@@ -407,7 +415,11 @@ async def post(session: AsyncSession, body: ResultIn, principal: Principal) -> t
     change: Change
     if by_external is None:
         result = Result(
-            invitation_id=target.invitation_id, care_unit_id=target.care_unit_id, external_id=body.external_id
+            invitation_id=target.invitation_id,
+            care_unit_id=target.care_unit_id,
+            external_id=body.external_id,
+            created_at=clock.now(),
+            updated_at=clock.now(),
         )
         session.add(result)
         await session.flush()
@@ -447,10 +459,10 @@ async def post(session: AsyncSession, body: ResultIn, principal: Principal) -> t
         if change != "unchanged":
             await session.execute(
                 text(
-                    "UPDATE results SET status = 'completed', current_version = :v, updated_at = now() "
+                    "UPDATE results SET status = 'completed', current_version = :v, updated_at = :now "
                     "WHERE id = :id"
                 ),
-                {"id": result_id, "v": version},
+                {"id": result_id, "v": version, "now": clock.now()},
             )
     out = await _read(session, result_id)
     status = 201 if change in ("created", "completed_again") else 200
@@ -485,8 +497,8 @@ async def retract(session: AsyncSession, result_id: int, principal: Principal, *
         raise ResultNotFound(f"no result {result_id}")  # another unit's: as if it did not exist
     if row.status == "completed":
         await session.execute(
-            text("UPDATE results SET status = 'retracted', updated_at = now() WHERE id = :id"),
-            {"id": result_id},
+            text("UPDATE results SET status = 'retracted', updated_at = :now WHERE id = :id"),
+            {"id": result_id, "now": clock.now()},
         )
         await _event(
             session, result_id, "retracted", row.current_version, actor=principal.name, reason=reason

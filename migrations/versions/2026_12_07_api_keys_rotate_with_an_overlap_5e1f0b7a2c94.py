@@ -5,7 +5,7 @@ overlap period, so a client can switch without a moment of refused requests: the
 kept as its hash, with the time it stops working.
 
 Revision ID: 5e1f0b7a2c94
-Revises: 5b1e0c7a9d42
+Revises: 5b1e0c7d2a44
 Create Date: 2026-12-07 14:50:00.000000
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5e1f0b7a2c94"
-down_revision: str | None = "5b1e0c7a9d42"
+down_revision: str | None = "5b1e0c7d2a44"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,7 +14,7 @@ from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import Resources, open_resources
 from halsosamtal.core.settings import Settings, get_settings
 from halsosamtal.portal import identity
-from services.api import health, openapi_shape
+from services.api import health, metrics, openapi_shape, status
 from services.api.docs import install_docs
 from services.api.routers import ROUTERS
 
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             application_name="halsosamtal-api",
             statement_timeout_ms=settings.db_statement_timeout_ms,
             pre_ping=False,
+            redis_required=False,
         )
         app.state.resources = res
         app.state.settings = settings
@@ -82,7 +83,9 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     install_error_handlers(app)
     install_docs(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")
+    app.include_router(status.router, prefix="/v1")
     openapi_shape.install(app)
     return app

@@ -18,7 +18,10 @@ import halsosamtal.models  # noqa: F401 - every table registered before any sess
 from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import heartbeat_key, open_resources, redis_settings
 from halsosamtal.core.settings import get_settings
+from services.worker import metrics
 from services.worker.jobs import CRON_JOBS, FUNCTIONS
+
+JOB_TIMEOUT_S = 3600
 
 ROUTINE_JOBS = (
     "heartbeat",
@@ -52,12 +55,34 @@ async def startup(ctx: dict[str, Any]) -> None:
     if not any(isinstance(f, QuietRoutineJobs) for f in arq_worker_log.filters):
         arq_worker_log.addFilter(QuietRoutineJobs())
     # Refuses to start (SchemaOutOfDate) when the database is not migrated.
-    ctx["resources"] = await open_resources(settings, application_name="halsosamtal-worker")
+    ctx["resources"] = resources = await open_resources(settings, application_name="halsosamtal-worker")
+    if settings.worker_metrics_port:
+        address, port = settings.worker_metrics_address, settings.worker_metrics_port
+        try:
+            ctx["metrics"] = metrics.serve(
+                address, port, resources.sessionmaker, resources.redis, settings.queue_name
+            )
+        except OSError as exc:
+            logging.getLogger("halsosamtal.worker").error(
+                "cannot serve metrics on %s:%s (HALSOSAMTAL_WORKER_METRICS_PORT): %s", address, port, exc
+            )
+            await resources.close()
+            raise SystemExit(1) from None
+        logging.getLogger("halsosamtal.worker").info("metrics on http://%s:%s/metrics", address, port)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    server = ctx.pop("metrics", None)
+    if server is not None:
+        server.stop()
     resources = ctx.get("resources")
     if resources is not None:
+        # A worker that stops says so at once: the health check and /v1/status turn red now,
+        # not when the last beat grows old. (Another worker of the queue beats again within 15 s.)
+        try:
+            await ctx["redis"].delete(heartbeat_key(resources.settings.queue_name))
+        except Exception as exc:
+            logging.getLogger("halsosamtal.worker").warning("heartbeat not removed: %s", exc)
         await resources.close()
 
 
@@ -84,9 +109,16 @@ def _of_this_queue(jobs: list[Any], queue: str) -> list[Any]:
 
 
 class WorkerSettings:
-    functions: ClassVar[list[Any]] = list(FUNCTIONS)
+    functions: ClassVar[list[Any]] = metrics.instrument(list(FUNCTIONS), JOB_TIMEOUT_S)
     cron_jobs: ClassVar[list[Any]] = _of_this_queue(
-        [cron(heartbeat, second={0, 30}, unique=True, run_at_startup=True, timeout=10), *CRON_JOBS],
+        metrics.instrument(
+            [
+                # Every 15 s: a stopped worker shows within HALSOSAMTAL_WORKER_HEARTBEAT_MAX_AGE_S.
+                cron(heartbeat, second={0, 15, 30, 45}, unique=True, run_at_startup=True, timeout=10),
+                *CRON_JOBS,
+            ],
+            JOB_TIMEOUT_S,
+        ),
         get_settings().queue_name,
     )
     on_startup = startup
@@ -95,6 +127,6 @@ class WorkerSettings:
     redis_settings = _redis()
     # Cron times (release 06:00, reminders 07:00, ...) are the region's local time.
     timezone = ZoneInfo("Europe/Stockholm")
-    job_timeout = 3600
+    job_timeout = JOB_TIMEOUT_S
     max_tries = 5
     health_check_interval = 30

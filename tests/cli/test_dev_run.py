@@ -18,6 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from halsosamtal.core.clock import local_today
+from halsosamtal.demo.simulate import simulated_year
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -71,7 +74,9 @@ def test_dev_run_on_embedded_servers_comes_up_and_stops_cleanly(data_dir: Path) 
     )
     base = f"http://127.0.0.1:{api_port}"
     try:
-        deadline = time.monotonic() + 240
+        # The first start simulates the demo region's year (demo-data --simulate): on a busy
+        # machine that takes minutes.
+        deadline = time.monotonic() + 600
         status = 0
         while time.monotonic() < deadline and process.poll() is None:
             try:
@@ -86,9 +91,14 @@ def test_dev_run_on_embedded_servers_comes_up_and_stops_cleanly(data_dir: Path) 
         code, body = _get(f"{base}/v1/care-units", key)
         assert code == 200
         assert len(json.loads(body)) == 10
-        code, body = _get(f"{base}/v1/cohort/{time.gmtime().tm_year}/counts", key)
+        year = simulated_year(local_today())
+        code, body = _get(f"{base}/v1/cohort/{year}/counts", key)
         assert code == 200
         assert json.loads(body)["total"] > 0
+        # A year in progress: the report has talks in it.
+        code, body = _get(f"{base}/v1/reports/participation?year={year}", key)
+        assert code == 200, body
+        assert json.loads(body)["total"]["counts"]["completed"]["value"] > 0
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)

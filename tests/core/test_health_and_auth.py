@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import socket
+
 import httpx
 
+from halsosamtal.core.settings import Settings
+from services.api.app import create_app
 from tests.conftest import KeyMaker
 
 
@@ -40,3 +44,21 @@ async def test_revoked_key_is_refused(
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.json()["detail"] == "the API key is unknown or revoked"
+
+
+async def test_without_redis_the_api_starts_is_ready_and_serves(
+    settings: Settings, make_key: KeyMaker
+) -> None:
+    with socket.socket() as s:  # a port nothing listens on: Redis is away
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"}))
+    headers = await make_key("operator", name="no-redis")
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ready", "database": "ok", "redis": "unavailable"}
+        assert (await client.get("/v1/care-units", headers=headers)).status_code == 200

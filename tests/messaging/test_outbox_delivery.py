@@ -57,8 +57,10 @@ class Receiver:
     requests: list[tuple[str, int]] = field(default_factory=list)
     delivered: Counter[str] = field(default_factory=Counter)
     bad_signatures: int = 0
+    delay_s: float = 0.0
 
     def reset(self) -> None:
+        self.delay_s = 0.0
         self.script.clear()
         self.requests.clear()
         self.delivered.clear()
@@ -78,6 +80,8 @@ def _receiver_app(receiver: Receiver) -> Starlette:
             return Response(status_code=401)
         key = request.headers["idempotency-key"]
         assert json.loads(body)["message_id"] == key
+        if receiver.delay_s:
+            await asyncio.sleep(receiver.delay_s)
         planned = receiver.script.get(key) or []
         status = planned.pop(0) if planned else 200
         receiver.requests.append((key, status))
@@ -538,3 +542,35 @@ async def test_two_delivery_passes_at_once_send_each_message_once(
     assert sum(r.sent for r in reports) == 40
     assert all(r.sent for r in reports), "both passes took part"
     assert Counter(k for k, _ in receiver.requests) == {str(i): 1 for i in ids.values()}
+
+
+async def test_a_pass_killed_mid_chunk_has_recorded_every_send_but_those_in_flight(
+    sessionmaker: SM, hook_settings: Settings, receiver: Receiver, make_unit: MakeUnit
+) -> None:
+    unit = await make_unit()
+    ids = await _queued(sessionmaker, hook_settings, unit, {str(i): SMS for i in range(60)})
+    receiver.delay_s = 0.05
+    delivery = asyncio.create_task(outbox.deliver_due(sessionmaker, hook_settings))
+    for _ in range(2000):  # bounded: at most ~10 s
+        if len(receiver.delivered) >= 25 or delivery.done():
+            break
+        await asyncio.sleep(0.005)
+    delivery.cancel()  # the worker is killed: nothing after this point is recorded
+    await asyncio.gather(delivery, return_exceptions=True)
+    accepted = set(receiver.delivered)
+    sent = {str(r.id) for r in await fetch(sessionmaker, "SELECT id FROM messages WHERE status = 'sent'")}
+    assert 25 <= len(accepted) < 60, "killed mid-pass"
+    assert sent <= accepted
+    assert len(accepted - sent) <= outbox.DELIVERY_CONCURRENCY, "only the sends in flight are unknown"
+
+    # The leases run out; the next pass sends the rest, and again only what was in flight.
+    receiver.delay_s = 0.0
+    await execute(
+        sessionmaker,
+        "UPDATE messages SET next_attempt_at = now() - interval '1 second' WHERE status = 'sending'",
+    )
+    report = await outbox.deliver_due(sessionmaker, hook_settings)
+    assert report.sent == 60 - len(sent)
+    requests = Counter(k for k, _ in receiver.requests)
+    assert set(requests) == {str(i) for i in ids.values()}
+    assert sum(n - 1 for n in requests.values()) <= outbox.DELIVERY_CONCURRENCY

@@ -111,6 +111,16 @@ def cli_tree() -> dict[str, set[str]]:
     return {name: set(_subcommands(command)) for name, command in _subcommands(_root_command()).items()}
 
 
+@cache
+def runs_alone() -> frozenset[str]:
+    """Groups that are a command too, run without a subcommand (``halsosamtal worker``)."""
+    return frozenset(
+        name
+        for name, command in _subcommands(_root_command()).items()
+        if getattr(command, "invoke_without_command", False)
+    )
+
+
 def cli_options(path: str) -> set[str]:
     """The option flags of one command of the real CLI, e.g. ``{"--as-of", "--json", ...}``."""
     command = _root_command()
@@ -121,7 +131,10 @@ def cli_options(path: str) -> set[str]:
 
 def cli_commands() -> set[str]:
     """Every command path of the real CLI, e.g. ``{"migrate", "batch plan", ...}``."""
-    return {f"{group} {sub}" if sub else group for group, subs in cli_tree().items() for sub in subs or [""]}
+    commands = {
+        f"{group} {sub}" if sub else group for group, subs in cli_tree().items() for sub in subs or [""]
+    }
+    return commands | runs_alone()
 
 
 def command_path(argv: list[str] | tuple[str, ...]) -> str | None:
@@ -137,7 +150,7 @@ def command_path(argv: list[str] | tuple[str, ...]) -> str | None:
         return group
     if len(argv) > 1 and argv[1] in tree[group]:
         return f"{group} {argv[1]}"
-    return None
+    return group if group in runs_alone() else None
 
 
 # --- Raw HTTP/1.1 on one connection --------------------------------------------------------------

@@ -45,6 +45,7 @@ PAIRS_BUDGET_S = 60
 CHANGES_NOTHING = {
     "api": "serves the API",
     "worker": "runs the worker",
+    "worker health": "a check",
     "dev run": "development: runs everything",
     "dev stop": "development: stops embedded servers",
     "dev token": "development: prints a resident token (makes the development key the first time)",
