@@ -60,5 +60,10 @@ async def test_without_redis_the_api_starts_is_ready_and_serves(
     ):
         ready = await client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "database": "ok", "redis": "unavailable"}
+        assert ready.json() == {
+            "status": "ready",
+            "database": "ok",
+            "redis": "unavailable",
+            "rate_limits": "fail-open",
+        }
         assert (await client.get("/v1/care-units", headers=headers)).status_code == 200

@@ -45,7 +45,7 @@ async def test_requests_are_counted_by_route_template_never_by_their_ids(
     before = (await api.get("/metrics")).text
     for _ in range(3):
         assert (await api.get("/v1/batches/987654", headers=operator)).status_code == 404
-    assert (await api.get("/v1/nowhere/19880320-0016")).status_code == 404
+    assert (await api.get("/v1/nowhere/19880320-0016", headers=operator)).status_code == 404
     scraped = await api.get("/metrics")
     assert scraped.status_code == 200
     assert scraped.headers["content-type"].startswith("text/plain")
