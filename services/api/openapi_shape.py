@@ -11,7 +11,9 @@ The document also says what the API really answers when something is wrong: ever
 ``application/json``, and its default 422 with a body shape the API never sends); every
 operation can answer 422 (an unknown query parameter, text no field can hold), one with a JSON
 body 400 (a body that is not JSON at all), and every operation that needs the database 503
-(it is unreachable or too slow; send again), each with ``Retry-After``.
+(it is unreachable or too slow; send again), each with ``Retry-After``. Every ``/v1``
+operation can answer 429 (the rate limits, with ``Retry-After`` and the RateLimit headers) and
+one with a body 413 (over the size limit): the doors before every route send them.
 """
 
 from __future__ import annotations
@@ -49,9 +51,25 @@ ALWAYS_LIVE = {"/healthz", "/readyz"}
 GENERIC_ERRORS: dict[str, str] = {
     "400": "The body is not JSON (a syntax error, or bytes that are not UTF-8)",
     "422": "The request is malformed or breaks a rule; `errors` names each field",
+    "413": "The body is larger than the service takes (`HALSOSAMTAL_MAX_BODY_BYTES`; the CSV "
+    "imports have their own, larger limit): refused before it was read whole",
+    "429": "Too many requests from this client (its role's rate), or too many failed "
+    "authentications from this address; send again after `Retry-After` seconds",
     "503": "The database is unreachable or did not answer in time; nothing was done, send the "
     "request again after `Retry-After` seconds (writes with the same Idempotency-Key are safe "
     "to repeat)",
+}
+
+
+RETRY_AFTER = {"description": "Seconds to wait", "schema": {"type": "integer"}}
+RATE_LIMIT_HEADERS = {
+    name: {"description": description, "schema": {"type": kind}}
+    for name, description, kind in (
+        ("RateLimit-Limit", "Requests allowed in the window (IETF draft RateLimit header fields)", "integer"),
+        ("RateLimit-Remaining", "Requests left in the window", "integer"),
+        ("RateLimit-Reset", "Seconds until the window ends", "integer"),
+        ("RateLimit-Policy", "The limit and its window, as `<limit>;w=<seconds>`", "string"),
+    )
 }
 
 
@@ -82,10 +100,17 @@ def problem_responses(document: dict[str, Any]) -> dict[str, Any]:
             wanted = ["422"]
             if _json_body(operation):
                 wanted.append("400")
+            if path.startswith("/v1/"):
+                # The doors (halsosamtal/access/doors.py) stand before every /v1 route.
+                wanted.append("429")
+                if "requestBody" in operation:
+                    wanted.append("413")
             if path not in ALWAYS_LIVE:
                 wanted.append("503")
             for status in wanted:
                 responses.setdefault(status, _problem(GENERIC_ERRORS[status]))
+            if "429" in responses:
+                responses["429"]["headers"] = {"Retry-After": RETRY_AFTER, **RATE_LIMIT_HEADERS}
             if "503" in responses and path not in ALWAYS_LIVE:
                 responses["503"]["headers"] = {
                     "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
