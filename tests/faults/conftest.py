@@ -191,6 +191,24 @@ class Stack:
     def headers(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
 
+    def as_resident(self, personnummer: str) -> dict[str, str]:
+        """The portal's headers for one resident: its key and the resident's login, signed by
+        the development identity provider the API trusts outside production (as `halsosamtal
+        dev token` signs it, without a subprocess per booking)."""
+        from halsosamtal.access import dev_idp
+        from halsosamtal.access.tokens import DEV_IDP_DIR
+        from halsosamtal.core.settings import Settings
+        from halsosamtal.residents import personnummer as pnr
+
+        fields = Settings.model_fields
+        token = dev_idp.mint(
+            Path(self.env["HALSOSAMTAL_DATA_DIR"]) / DEV_IDP_DIR,
+            pnr.parse(personnummer).personnummer,
+            claim=str(fields["resident_token_personnummer_claim"].default),
+            acr=str(fields["resident_token_min_acr"].default),
+        )
+        return {**self.headers("portal"), "X-Resident-Token": token}
+
     def sql(self, query: str, *args: Any) -> list[asyncpg.Record]:
         async def go() -> list[asyncpg.Record]:
             conn = await asyncpg.connect(self.postgres.url)

@@ -113,7 +113,7 @@ class Booker:
         if chosen is None:
             return False
         invitation_id, pnr, slot_id = chosen
-        headers = {**self.stack.headers("portal"), "Idempotency-Key": uuid.uuid4().hex}
+        headers = {**self.stack.as_resident(pnr), "Idempotency-Key": uuid.uuid4().hex}
         body = {"personnummer": pnr, "invitation_id": invitation_id, "slot_id": slot_id}
         for _ in range(40):  # a 503 or a lost connection is sent again, for up to ~10 s
             try:

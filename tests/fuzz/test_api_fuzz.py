@@ -129,13 +129,15 @@ def seed(product: Product) -> dict[str, Any]:
             "invitation_id": invitation["id"],
             "slot_id": slot["id"],
         }
-        booked.append(_ok(product.api.post("/v1/portal/bookings", json=body, headers=portal)))
+        as_resident = {**portal, **product.resident_token(invitation["personnummer"])}
+        booked.append(_ok(product.api.post("/v1/portal/bookings", json=body, headers=as_resident)))
     assert booked, "the seed made no bookings"
     assert len(slots) > len(booked), "the seed left no free times"
     return {
         "hsa_id": UNIT,
         "year": YEAR,
         "invitation_id": invitations[-1]["id"],
+        "personnummer": invitations[-1]["personnummer"],
         "slot_id": slots[-1]["id"],
         "appointment_id": booked[0]["id"],
     }
@@ -155,7 +157,11 @@ def target() -> Iterator[Target]:
         keys = {
             "operator": product.operator,
             "ehr": product.key("fuzz-ehr", "ehr", UNIT),
-            "portal": product.key("fuzz-portal", "portal"),
+            # A portal speaks for the resident its token names: the seeded invitation's.
+            "portal": {
+                **product.key("fuzz-portal", "portal"),
+                **product.resident_token(known["personnummer"]),
+            },
         }
         yield Target(product, keys, known)
 
