@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
 from halsosamtal.access.doors import Doors
 from halsosamtal.core.http import install_error_handlers, refuse_unknown_query, refuse_unusable_text
 from halsosamtal.core.logging import configure_logging

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 from arq import cron
 
-import halsosamtal.models  # noqa: F401 - every table registered before any session flushes
 from halsosamtal.core.logging import configure_logging
 from halsosamtal.core.runtime import heartbeat_key, open_resources, redis_settings
 from halsosamtal.core.settings import get_settings
